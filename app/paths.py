@@ -1,0 +1,23 @@
+"""Where cpmdesk keeps its data: the user's data folder (platformdirs), or $CPMDESK_DATA_DIR."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_data_path
+
+
+def data_dir() -> Path:
+    """The data folder (created on first use)."""
+    override = os.environ.get("CPMDESK_DATA_DIR")
+    path = Path(override).expanduser() if override else user_data_path("cpmdesk", appauthor=False)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir() -> Path:
+    """Exported models live here, one folder each."""
+    path = data_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

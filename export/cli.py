@@ -1,0 +1,62 @@
+"""`cpmdesk-export SOURCE OUT [options]`: a thin shell over export.exporter."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from app.privacy import disable_telemetry
+from export.errors import ExportError
+from export.settings import WEIGHT_FORMATS, Quantization
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="cpmdesk-export",
+        description="Export a Hugging Face model (hub id, local folder or .gguf file) to a validated OpenVINO IR.")
+    parser.add_argument("source", help="hub id (org/name), local Hugging Face folder, or .gguf file")
+    parser.add_argument("out", type=Path, help="output folder (created; must be empty unless --force)")
+    parser.add_argument("--weight-format", choices=WEIGHT_FORMATS, default="int4", help="default: int4")
+    parser.add_argument("--group-size", type=int, default=128, help="int4 group size (default 128; -1 per channel)")
+    parser.add_argument("--ratio", type=float, default=1.0, help="share of layers in int4, the rest int8 (default 1.0)")
+    parser.add_argument("--sym", action="store_true", help="symmetric quantization")
+    parser.add_argument("--awq", action="store_true", help="activation-aware weight quantization")
+    parser.add_argument("--scale-estimation", action="store_true", help="NNCF scale estimation (needs --dataset)")
+    parser.add_argument("--dataset", help="calibration data: 'auto' (samples from the model itself, offline) or a "
+                                          "named dataset (needs the network)")
+    parser.add_argument("--num-samples", type=int, help="number of calibration samples")
+    parser.add_argument("--revision", help="hub revision (branch, tag or commit) to download")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="allow models that ship their own Python code to run it")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty OUT")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    disable_telemetry()
+    if args.scale_estimation and not args.dataset:
+        print("error: --scale-estimation needs --dataset (use --dataset auto to stay offline)", file=sys.stderr)
+        return 2
+    quant = Quantization(weight_format=args.weight_format, group_size=args.group_size, ratio=args.ratio, sym=args.sym,
+                         awq=args.awq, scale_estimation=args.scale_estimation, dataset=args.dataset,
+                         num_samples=args.num_samples)
+    from export.exporter import ExportRequest, run_export
+
+    request = ExportRequest(args.source, args.out, quant, args.trust_remote_code, args.force, args.revision)
+    try:
+        run_export(request)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written to OUT", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

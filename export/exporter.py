@@ -1,0 +1,170 @@
+"""The export, step by step: resolve, preflight, convert, validate, write the manifest, move into place.
+
+Everything is built in a hidden staging folder beside OUT and renamed into place only once it validated,
+so an interrupted or failed export never leaves a folder that looks usable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from export.errors import ExportError, OutputExistsError, ValidationFailedError
+from export.manifest import folder_sizes, tool_versions, write_manifest
+from export.preflight import check_disk, estimate_export_bytes, inspect_folder, inspect_gguf
+from export.settings import AGREEMENT_THRESHOLDS, Quantization
+from export.source import Source, resolve_source
+
+Log = Callable[[str], None]
+_SMALL_MODEL = 3_000_000_000  # below this many parameters work copies and references use fp32
+
+
+@dataclass
+class ExportRequest:
+    """One `cpmdesk-export` invocation."""
+
+    source: str
+    out: Path
+    quant: Quantization = field(default_factory=Quantization)
+    trust_remote_code: bool = False
+    force: bool = False
+    revision: str | None = None
+
+
+def run_export(request: ExportRequest, log: Log = print) -> dict:
+    """Export and validate; returns the manifest. Raises ExportError with a one-line fix on bad input."""
+    started = time.monotonic()
+    out = request.out.expanduser().resolve()
+    _check_output(out, request.force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(out)
+
+    log(f"[1/5] Resolving {request.source}")
+    source = resolve_source(request.source, request.revision)
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}"
+    try:
+        staging.mkdir()
+        log("[2/5] Checking the model")
+        hf_dir, facts, reference = _prepare(source, request, staging / "work", log)
+        log(f"[3/5] Converting to OpenVINO IR ({request.quant.weight_format})")
+        ir_dir = staging / "ir"
+        from export.convert import convert_to_ir
+
+        convert_to_ir(hf_dir, ir_dir, request.quant, request.trust_remote_code and facts["route"] == "remote-code")
+        log("[4/5] Validating the IR against the source model")
+        validation = _validate(ir_dir, hf_dir, reference, request.quant.weight_format)
+        log(f"      top-1 agreement {validation.top1_agreement:.1%} (needs {validation.threshold:.0%}), "
+            f"in top-5 {validation.top5_containment:.1%}, max |Δlogit| {validation.max_abs_logit_diff:.4f}, "
+            f"tokenizer match {validation.tokenizer_match}")
+        manifest = {
+            "source": source.describe(),
+            "architecture": facts,
+            "quantization": request.quant.describe(),
+            "sizes": folder_sizes(ir_dir),
+            "tools": tool_versions(),
+            "validation": validation.describe(),
+            "export_seconds": round(time.monotonic() - started, 1),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if not validation.passed:
+            raise ValidationFailedError(
+                f"The exported IR does not match the source model (top-1 agreement {validation.top1_agreement:.1%}, "
+                f"needs {validation.threshold:.0%}; in top-5 {validation.top5_containment:.1%}; tokenizer match "
+                f"{validation.tokenizer_match}); try a higher precision (--weight-format int8 or fp16), "
+                "a smaller --group-size, or --ratio 0.8")
+        log("[5/5] Writing manifest and moving into place")
+        write_manifest(ir_dir, manifest)
+        _move_into_place(ir_dir, out, staging)
+        log(f"Exported to {out} ({manifest['sizes']['total_bytes'] / 2**20:.1f} MiB)")
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_output(out: Path, force: bool) -> None:
+    if out.is_file():
+        raise OutputExistsError(f"{out} is a file; choose a folder path for OUT")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise OutputExistsError(f"{out} is not empty; choose another OUT or pass --force to replace it")
+
+
+def _remove_stale_staging(out: Path) -> None:
+    for stale in out.parent.glob(f".{out.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _prepare(source: Source, request: ExportRequest, work: Path, log: Log):
+    """Preflight, disk check, and the Hugging Face folder to convert; also the validation reference factory."""
+    if source.kind == "gguf":
+        arch, params = inspect_gguf(source.path)
+        work_bytes = params * (4 if params < _SMALL_MODEL else 2)
+        check_disk(work.parent, estimate_export_bytes(params, 0, request.quant.weight_format, work_bytes))
+        log(f"      GGUF {arch}, {params / 1e6:.0f}M parameters: dequantizing")
+        from export.gguf_source import gguf_to_hf
+
+        gguf_to_hf(source.path, work, "float32" if params < _SMALL_MODEL else "bfloat16")
+        facts = {"model_type": arch, "route": "gguf", "param_count": params}
+        return work, facts, lambda: _hf_reference(work, params)
+
+    model = inspect_folder(source.path, request.trust_remote_code)
+    route = model.route.kind
+    params = model.param_count
+    work_bytes = params * 4 if route == "minicpm-fold" else 0
+    check_disk(work.parent, estimate_export_bytes(params, model.embedding_params, request.quant.weight_format,
+                                                  work_bytes))
+    facts = {"model_type": model.route.model_type, "route": route, "param_count": params,
+             "config": {k: model.config.get(k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                         "num_key_value_heads", "vocab_size",
+                                                         "max_position_embeddings") if k in model.config}}
+    log(f"      {model.route.model_type} ({route}), {params / 1e6:.0f}M parameters")
+    if route == "minicpm-fold":
+        import torch
+
+        from export.minicpm import fold_to_llama
+
+        facts["attention"] = "dense"
+        if model.config.get("sparse_config"):
+            facts["sparse_config"] = model.config["sparse_config"]
+        dtype = torch.float32 if params < _SMALL_MODEL else torch.bfloat16
+        log("      folding MiniCPM's muP scales into a Llama-format checkpoint")
+        fold_to_llama(source.path, work, dtype)
+
+        def minicpm_reference():
+            from export.minicpm import build_reference
+
+            return build_reference(source.path, dtype)
+
+        return work, facts, minicpm_reference
+    return source.path, facts, lambda: _hf_reference(source.path, params, request.trust_remote_code)
+
+
+def _hf_reference(folder: Path, params: int, trust_remote_code: bool = False):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.float32 if params < _SMALL_MODEL else torch.bfloat16
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, trust_remote_code=trust_remote_code).eval()
+
+
+def _validate(ir_dir: Path, hf_dir: Path, make_reference, weight_format: str):
+    from transformers import AutoTokenizer
+
+    from export.validate import torch_reference, validate_ir
+
+    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    try:
+        model = make_reference()
+    except (OSError, RuntimeError, ValueError) as err:
+        raise ExportError(f"Could not load the source model to validate against ({err}); check its weights") from err
+    return validate_ir(ir_dir, tokenizer, torch_reference(model), AGREEMENT_THRESHOLDS[weight_format])
+
+
+def _move_into_place(ir_dir: Path, out: Path, staging: Path) -> None:
+    if out.exists():
+        old = staging / "replaced"
+        os.replace(out, old)
+    os.replace(ir_dir, out)

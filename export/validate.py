@@ -1,0 +1,98 @@
+"""Does the IR compute what the source model computes? Next-token top-1 agreement and max |Δlogit|."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.settings import TOP5_THRESHOLD
+
+# Fixed prompts: English prose, a chat turn, code, Chinese, numbers. Every position of each is compared.
+PROMPTS = (
+    "The capital of France is Paris. The capital of Germany is Berlin. The capital of Italy is",
+    "<|im_start|>user\nWhat is two plus two?<|im_end|>\n<|im_start|>assistant\n",
+    "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) +",
+    "北京是中国的首都，上海是中国最大的城市。",
+    "Once upon a time, in a small village by the sea, there lived an old fisherman who",
+    "1, 2, 3, 5, 8, 13, 21, 34,",
+)
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """What the manifest records about an export's fidelity."""
+
+    prompts: int
+    positions: int
+    top1_agreement: float
+    top5_containment: float
+    max_abs_logit_diff: float
+    threshold: float
+    tokenizer_match: bool
+    passed: bool
+
+    def describe(self) -> dict:
+        """The manifest's `validation` entry."""
+        return asdict(self)
+
+
+def ir_logits(compiled, ids: list[int]) -> np.ndarray:
+    """Logits [N, vocab] of the stateful IR for one prompt, prefilled in one request."""
+    request = compiled.create_infer_request()
+    length = len(ids)
+    inputs = {"input_ids": np.array([ids], dtype=np.int64),
+              "attention_mask": np.ones((1, length), dtype=np.int64),
+              "position_ids": np.arange(length, dtype=np.int64)[None, :],
+              "beam_idx": np.zeros((1,), dtype=np.int32)}
+    names = {port.get_any_name() for port in compiled.inputs}
+    request.reset_state()
+    request.infer({k: v for k, v in inputs.items() if k in names})
+    return np.array(request.get_tensor("logits").data[0], dtype=np.float32)
+
+
+def ov_tokenize(compiled_tokenizer, text: str) -> list[int]:
+    """Token ids from a compiled openvino_tokenizer.xml."""
+    return [int(i) for i in compiled_tokenizer([text])["input_ids"][0]]
+
+
+def validate_ir(ir_dir: Path, hf_tokenizer, reference: Callable[[list[int]], np.ndarray],
+                threshold: float) -> ValidationResult:
+    """Compare the IR with `reference` (ids -> logits [N, vocab]) on the fixed prompts."""
+    import openvino as ov
+    import openvino_tokenizers  # noqa: F401 - registers the tokenizer ops
+
+    core = ov.Core()
+    compiled = core.compile_model(ir_dir / "openvino_model.xml", "CPU")
+    tokenizer = core.compile_model(ir_dir / "openvino_tokenizer.xml", "CPU")
+    agree, in_top5, total, max_diff, tokenizer_match = 0, 0, 0, 0.0, True
+    for prompt in PROMPTS:
+        ids = hf_tokenizer(prompt)["input_ids"]
+        tokenizer_match &= ov_tokenize(tokenizer, prompt) == list(ids)
+        got = ir_logits(compiled, ids)
+        want = reference(ids)
+        choice = got.argmax(-1)
+        agree += int((choice == want.argmax(-1)).sum())
+        top5 = np.argpartition(-want, 5, axis=-1)[:, :5]
+        in_top5 += int((top5 == choice[:, None]).any(-1).sum())
+        total += len(ids)
+        max_diff = max(max_diff, float(np.abs(got - want).max()))
+    agreement, containment = agree / total, in_top5 / total
+    passed = agreement >= threshold and containment >= TOP5_THRESHOLD and tokenizer_match
+    return ValidationResult(len(PROMPTS), total, round(agreement, 4), round(containment, 4), round(max_diff, 4),
+                            threshold, tokenizer_match, passed)
+
+
+def torch_reference(model) -> Callable[[list[int]], np.ndarray]:
+    """Wrap a PyTorch causal LM (HF or MiniCPM reference) as ids -> logits [N, vocab]."""
+    import torch
+
+    def logits(ids: list[int]) -> np.ndarray:
+        with torch.no_grad():
+            out = model(torch.tensor([ids]))
+        out = getattr(out, "logits", out)
+        return out[0].float().numpy()
+
+    return logits

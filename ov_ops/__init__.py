@@ -1,0 +1,1 @@
+"""Custom OpenVINO operations shipped with cpmdesk (InfLLM v2 sparse attention lands here)."""
