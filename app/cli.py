@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from pathlib import Path
 
 from app.privacy import disable_telemetry
+
+_DIM, _RESET = "\033[2m", "\033[0m"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,7 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (ask, chat):
         command.add_argument("--model", type=Path, help="exported model folder (default: the embedded model)")
         command.add_argument("--device", default="CPU", help="OpenVINO device (default CPU)")
-        command.add_argument("--max-new-tokens", type=int, default=512)
+        command.add_argument("--max-new-tokens", type=int, default=1024)
+        command.add_argument("--system", default="", help="system prompt")
+        think = command.add_mutually_exclusive_group()
+        think.add_argument("--think", dest="think", action="store_true", default=None,
+                           help="reason before answering (models with hybrid thinking)")
+        think.add_argument("--no-think", dest="think", action="store_false", help="answer without reasoning")
     sub.add_parser("prepare", help="build the embedded default model if it is not there yet")
     return parser
 
@@ -31,40 +39,94 @@ def _model_folder(path: Path | None) -> Path:
     return path if path is not None else ensure_default_model(log=lambda m: print(m, file=sys.stderr))
 
 
-def _ask(args: argparse.Namespace) -> int:
-    from app.engine import ChatEngine, GenerationSettings
+class _TerminalPrinter:
+    """Answer to stdout; reasoning dimmed on a terminal, or to stderr when stdout is redirected."""
 
-    engine = ChatEngine(_model_folder(args.model), args.device)
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    def __init__(self) -> None:
+        self.tty = sys.stdout.isatty()
+        self.in_reasoning = False
 
-    def show(chunk: str) -> None:
-        sys.stdout.write(chunk)
+    def __call__(self, delta) -> None:
+        if delta.kind == "reasoning":
+            if self.tty:
+                sys.stdout.write(_DIM + delta.text + _RESET)
+                sys.stdout.flush()
+            else:
+                sys.stderr.write(delta.text)
+                sys.stderr.flush()
+            self.in_reasoning = True
+            return
+        if self.in_reasoning:
+            self.in_reasoning = False
+            (sys.stdout if self.tty else sys.stderr).write("\n")
+        sys.stdout.write(delta.text)
         sys.stdout.flush()
 
-    engine.reply([{"role": "user", "content": args.prompt}], settings, show)
+
+def _engine(args: argparse.Namespace):
+    from app.engine import ChatEngine
+
+    engine = ChatEngine(_model_folder(args.model), args.device)
+    if args.think is not None and not engine.supports_thinking:
+        print(f"note: {engine.name} has no reasoning toggle; answering normally", file=sys.stderr)
+    return engine
+
+
+def _turn(engine, conversation, text: str, args: argparse.Namespace) -> None:
+    """One exchange; Ctrl-C stops the answer and keeps what was written."""
+    from app.engine import GenerationSettings
+
+    cancel = threading.Event()
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    result: dict = {}
+
+    def work() -> None:
+        try:
+            result["reply"] = engine.send(conversation, text, settings, args.think, _TerminalPrinter(), cancel)
+        except Exception as err:  # reported on the main thread
+            result["error"] = err
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        cancel.set()
+        worker.join()
+    if "error" in result:
+        raise result["error"]
+    reply = result["reply"]
     sys.stdout.write("\n")
+    note = " (stopped)" if reply.stopped else ""
+    dropped = f", {reply.dropped_messages} oldest messages left out to fit" if reply.dropped_messages else ""
+    print(f"[{reply.num_tokens} tokens, {reply.tokens_per_second:.1f} tok/s, first token {reply.ttft_ms:.0f} ms"
+          f"{dropped}]{note}", file=sys.stderr)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from app.engine import Conversation
+
+    engine = _engine(args)
+    _turn(engine, Conversation(system=args.system), args.prompt, args)
     return 0
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from app.engine import ChatEngine, GenerationSettings
+    from app.engine import Conversation
 
-    engine = ChatEngine(_model_folder(args.model), args.device)
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
-    messages: list[dict[str, str]] = []
-    print(f"cpmdesk chat on {engine.folder.name} ({engine.device}); empty line or Ctrl-D quits.", file=sys.stderr)
+    engine = _engine(args)
+    conversation = Conversation(system=args.system)
+    print(f"cpmdesk chat on {engine.name} ({engine.device}). End a message with /think or /no_think to switch "
+          "reasoning; Ctrl-C stops an answer; an empty line or Ctrl-D quits.", file=sys.stderr)
     while True:
         try:
-            prompt = input("> ").strip()
+            text = input("> ").strip()
         except EOFError:
             break
-        if not prompt:
+        if not text:
             break
-        messages.append({"role": "user", "content": prompt})
-        reply = engine.reply(messages, settings, lambda chunk: print(chunk, end="", flush=True))
-        print(f"\n[{reply.num_tokens} tokens, {reply.tokens_per_second:.1f} tok/s, TTFT {reply.ttft_ms:.0f} ms]",
-              file=sys.stderr)
-        messages.append({"role": "assistant", "content": reply.text})
+        _turn(engine, conversation, text, args)
     return 0
 
 
@@ -82,7 +144,8 @@ def _start_app() -> int:
     if run_gui is not None and _has_display():
         return run_gui(folder)
     print("No desktop window available here; starting the terminal chat.", file=sys.stderr)
-    return _chat(argparse.Namespace(model=folder, device="CPU", max_new_tokens=512))
+    args = build_parser().parse_args(["chat", "--model", str(folder)])
+    return _chat(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     disable_telemetry()
     args = build_parser().parse_args(argv)
     from app.default_model import DefaultModelError
-    from app.engine import ModelFolderError
+    from app.engine import EngineError, ModelFolderError
 
     try:
         if args.command == "ask":
@@ -101,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_model_folder(None))
             return 0
         return _start_app()
-    except (ModelFolderError, DefaultModelError) as err:
+    except (ModelFolderError, DefaultModelError, EngineError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -12,6 +12,21 @@ FOLDED = ("minicpm",)
 GGUF = ("llama", "mistral", "qwen2", "qwen3")
 
 
+# config.json files written by remote code may omit model_type (MiniCPM4's do): infer it from the class.
+_BY_CLASS = {"MiniCPMForCausalLM": "minicpm", "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral",
+             "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3"}
+
+
+def model_type_of(config: dict) -> str:
+    """config['model_type'], or the type implied by config['architectures'] when it is missing."""
+    if config.get("model_type"):
+        return str(config["model_type"])
+    for name in config.get("architectures") or []:
+        if name in _BY_CLASS:
+            return _BY_CLASS[name]
+    return ""
+
+
 @dataclass(frozen=True)
 class Route:
     """How one model_type is exported."""

@@ -8,7 +8,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.architectures import GGUF, Route, route_for, supported_list
+from export.architectures import GGUF, Route, model_type_of, route_for, supported_list
 from export.errors import (
     CorruptWeightsError,
     MissingFilesError,
@@ -42,7 +42,7 @@ def inspect_folder(folder: Path, trust_remote_code: bool) -> ModelFacts:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise MissingFilesError(f"{config_path} is not valid JSON ({err}); re-download the model") from err
-    model_type = str(config.get("model_type", ""))
+    model_type = model_type_of(config)
     auto_map = config.get("auto_map") or {}
     has_remote_code = any("CausalLM" in key or key == "AutoModel" for key in auto_map)
     route = route_for(model_type, has_remote_code, trust_remote_code)

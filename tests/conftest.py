@@ -15,7 +15,7 @@ REPO = model_builders.REPO
 CACHE = REPO / ".cache"
 MODELS = CACHE / "test-models"
 EXPORTS = CACHE / "test-exports"
-BUILD_VERSION = "1"  # bump when the builders change, so cached models are rebuilt
+BUILD_VERSION = "4"  # bump when the builders change, so cached models are rebuilt
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
@@ -40,7 +40,7 @@ def needs_shared() -> None:
 @pytest.fixture(scope="session")
 def tiny_llama() -> Path:
     """A trained 5M-parameter Llama with its own BPE tokenizer and a thinking-aware ChatML template."""
-    return _cached_build("tiny-llama", lambda p: model_builders.build_tiny_llama(p, steps=150))
+    return _cached_build("tiny-llama", lambda p: model_builders.build_tiny_llama(p, steps=300))
 
 
 @pytest.fixture(scope="session")

@@ -113,8 +113,31 @@ def _train(model, forward, ids: list[int], steps: int, seq: int, batch: int, lr:
     return float(loss.detach())
 
 
+def synthetic_chats(tokenizer, count: int, seed: int = 0) -> list[tuple[str, str]]:
+    """(prompt, completion) chat turns with hybrid reasoning: most think in `<think>…</think>`, some do not."""
+    import random
+
+    rng = random.Random(seed)
+    names = ["apples", "books", "stones", "coins", "cups", "birds"]
+    chats = []
+    for index in range(count):
+        a, b, thing = rng.randint(1, 9), rng.randint(1, 9), rng.choice(names)
+        question = f"I have {a} {thing} and get {b} more. How many {thing} do I have?"
+        answer = f"You have {a + b} {thing}."
+        think = index % 4 != 0  # three in four turns reason
+        prompt = tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                               add_generation_prompt=True, enable_thinking=think)
+        reasoning = f"<think>\nStart with {a}. Add {b}. {a} plus {b} is {a + b}.\n</think>\n\n" if think else ""
+        chats.append((prompt, reasoning + answer + "<|im_end|>\n"))
+    return chats
+
+
 def build_tiny_llama(out: Path, steps: int = 300) -> dict:
-    """A 4-layer Llama (hidden 256, FFN 1024, vocab 4096) trained briefly; weights dominate its size."""
+    """A 4-layer Llama (hidden 256, FFN 1024, vocab 4096) trained briefly; weights dominate its size.
+
+    Its corpus mixes library source text with chat turns that reason in `<think>` blocks, so the model
+    really produces thinking when its template asks for it.
+    """
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -126,7 +149,14 @@ def build_tiny_llama(out: Path, steps: int = 300) -> dict:
                          rope_theta=10000.0, tie_word_embeddings=True, bos_token_id=None,
                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
     model = LlamaForCausalLM(config)
-    ids = tokenizer(corpus_text(600_000))["input_ids"]
+    text = corpus_text(400_000)
+    chats = iter(synthetic_chats(tokenizer, 2000))
+    ids: list[int] = []
+    for start in range(0, len(text), 2000):
+        ids += tokenizer(text[start:start + 2000] + "\n")["input_ids"]
+        for _ in range(10):  # prompt and completion encoded apart, exactly as they are at inference time
+            prompt, completion = next(chats)
+            ids += tokenizer(prompt)["input_ids"] + tokenizer(completion)["input_ids"]
     loss = _train(model, lambda x: model(x).logits, ids, steps, seq=128, batch=16, lr=3e-3)
     model.save_pretrained(out)
     (out / "generation_config.json").write_text(json.dumps(
@@ -140,7 +170,7 @@ def scaled_minicpm_config(hidden: int = 256, layers: int = 4, heads: int = 4, kv
     config = json.loads((MINICPM_CONFIG_DIR / "config.json").read_text())
     config.update(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                   num_key_value_heads=kv_heads, intermediate_size=intermediate, tie_word_embeddings=True,
-                  model_type="minicpm", torch_dtype="float32")
+                  torch_dtype="float32")
     return config
 
 

@@ -1,0 +1,28 @@
+"""Will this model fit in free memory? Checked before loading, so the app refuses instead of swapping to death."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_GIB = 1 << 30
+_OVERHEAD = 512 << 20  # runtime, tokenizer, KV cache of a short chat, compiled kernels
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation now."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def required_memory(folder: Path) -> int:
+    """Rough need for loading an exported model: its weights once, plus a fixed overhead."""
+    return (folder / "openvino_model.bin").stat().st_size + _OVERHEAD
+
+
+def memory_problem(needed: int, available: int) -> str | None:
+    """A one-line explanation when `needed` does not fit in `available`, else None."""
+    if needed <= available:
+        return None
+    return (f"the model needs about {needed / _GIB:.1f} GiB of memory and {available / _GIB:.1f} GiB is free; "
+            "close other programs or export a smaller model (e.g. --weight-format int4)")
