@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install run test lint bench-export clean
+.PHONY: install run test lint bench-export bench-decode clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: lint
 
 bench-export: install
 	$(BIN)/python bench/export.py
+
+# llama.cpp is a benchmark peer only: llama-cpp-python builds from its PyPI sdist (several minutes, once).
+bench-decode: install
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/pip install --quiet llama-cpp-python==0.3.36
+	$(BIN)/python bench/decode.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache

@@ -25,7 +25,7 @@ def test_export_validates_against_pytorch(request, exported, model: str, weight_
     assert validation["top1_agreement"] >= AGREEMENT_THRESHOLDS[weight_format]
     # What these trained tiny models actually reach (see bench/RESULTS.md): far above the threshold.
     assert validation["top1_agreement"] >= (0.97 if weight_format == "fp16" else 0.90)
-    assert validation["max_abs_logit_diff"] < (0.2 if weight_format == "fp16" else 1.5)
+    assert validation["max_abs_logit_diff"] < (0.2 if weight_format == "fp16" else 3.0)
     for name in ("openvino_model.xml", "openvino_model.bin", "openvino_tokenizer.xml", "openvino_detokenizer.xml"):
         assert (out / name).is_file()
     assert manifest["quantization"]["weight_format"] == weight_format

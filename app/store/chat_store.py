@@ -1,0 +1,131 @@
+"""ChatStore: chats and messages in SQLite. Answers are written while they stream, so a kill keeps them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.engine.conversation import Conversation, Message
+from app.store.schema import migrate
+
+
+@dataclass(frozen=True)
+class ChatSummary:
+    """A row of the chat list."""
+
+    id: int
+    title: str
+    updated: float
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as stored, with its status (done, streaming, stopped, interrupted, failed)."""
+
+    id: int
+    role: str
+    content: str
+    reasoning: str
+    status: str
+    metrics: dict
+
+
+class ChatStore:
+    """Thread-safe access to the chat database (one connection, serialized by a lock)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: committed data survives a process kill
+        self._db.execute("PRAGMA foreign_keys=ON")
+        migrate(self._db)
+        self.interrupted_on_open = self._mark_interrupted()
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def _run(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, args)
+
+    def _mark_interrupted(self) -> int:
+        """Answers still 'streaming' were cut off by a crash or kill: mark them so the UI can say so."""
+        return self._run("UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'").rowcount
+
+    # chats ---------------------------------------------------------------------------------------------
+
+    def create_chat(self, title: str = "New chat", system_prompt: str = "", model: str = "") -> int:
+        """A new, empty chat; returns its id."""
+        now = time.time()
+        return int(self._run("INSERT INTO chats (title, system_prompt, model, created, updated) VALUES (?, ?, ?, ?, ?)",
+                             (title, system_prompt, model, now, now)).lastrowid)
+
+    def rename_chat(self, chat_id: int, title: str) -> None:
+        """Change a chat's title."""
+        self._run("UPDATE chats SET title = ?, updated = ? WHERE id = ?", (title, time.time(), chat_id))
+
+    def delete_chat(self, chat_id: int) -> None:
+        """Delete a chat and its messages."""
+        self._run("DELETE FROM chats WHERE id = ?", (chat_id,))
+
+    def list_chats(self, search: str = "") -> list[ChatSummary]:
+        """Chats, most recently updated first; `search` matches titles and message text."""
+        if search:
+            pattern = f"%{search}%"
+            rows = self._run(
+                "SELECT id, title, updated FROM chats WHERE title LIKE ? OR id IN "
+                "(SELECT chat_id FROM messages WHERE content LIKE ?) ORDER BY updated DESC", (pattern, pattern))
+        else:
+            rows = self._run("SELECT id, title, updated FROM chats ORDER BY updated DESC")
+        return [ChatSummary(*row) for row in rows.fetchall()]
+
+    # messages ------------------------------------------------------------------------------------------
+
+    def add_message(self, chat_id: int, role: str, content: str, reasoning: str = "", status: str = "done") -> int:
+        """Append a message; returns its id."""
+        now = time.time()
+        cursor = self._run("INSERT INTO messages (chat_id, role, content, reasoning, status, created, updated) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)", (chat_id, role, content, reasoning, status, now, now))
+        self._run("UPDATE chats SET updated = ? WHERE id = ?", (now, chat_id))
+        return int(cursor.lastrowid)
+
+    def start_answer(self, chat_id: int) -> int:
+        """An empty assistant message in 'streaming' state, written before the first token."""
+        return self.add_message(chat_id, "assistant", "", status="streaming")
+
+    def update_answer(self, message_id: int, content: str, reasoning: str) -> None:
+        """Persist the answer so far (each call is its own committed transaction)."""
+        self._run("UPDATE messages SET content = ?, reasoning = ?, updated = ? WHERE id = ?",
+                  (content, reasoning, time.time(), message_id))
+
+    def finish_answer(self, message_id: int, content: str, reasoning: str, status: str = "done",
+                      metrics: dict | None = None) -> None:
+        """The final text, status and metrics of an answer."""
+        self._run("UPDATE messages SET content = ?, reasoning = ?, status = ?, metrics = ?, updated = ? WHERE id = ?",
+                  (content, reasoning, status, json.dumps(metrics or {}), time.time(), message_id))
+
+    def delete_messages_from(self, chat_id: int, message_id: int) -> None:
+        """Remove a message and everything after it (regenerate, edit and resend)."""
+        self._run("DELETE FROM messages WHERE chat_id = ? AND id >= ?", (chat_id, message_id))
+
+    def messages(self, chat_id: int) -> list[StoredMessage]:
+        """A chat's messages in order."""
+        rows = self._run("SELECT id, role, content, reasoning, status, metrics FROM messages WHERE chat_id = ? "
+                         "ORDER BY id", (chat_id,)).fetchall()
+        return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def conversation(self, chat_id: int) -> Conversation:
+        """The chat as the engine takes it (partial answers included; failed ones left out)."""
+        row = self._run("SELECT system_prompt FROM chats WHERE id = ?", (chat_id,)).fetchone()
+        messages = [Message(m.role, m.content, m.reasoning) for m in self.messages(chat_id)
+                    if m.status != "failed" and (m.content or m.role == "user")]
+        return Conversation(system=row[0] if row else "", messages=messages)

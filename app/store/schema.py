@@ -1,0 +1,45 @@
+"""The chat database schema and its migrations (PRAGMA user_version holds the schema version)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Each entry migrates from version i to i + 1. Never edit a released step: append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE chats (
+        id INTEGER PRIMARY KEY,
+        title TEXT NOT NULL,
+        system_prompt TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+        content TEXT NOT NULL DEFAULT '',
+        reasoning TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'done'
+            CHECK (status IN ('done', 'streaming', 'stopped', 'interrupted', 'failed')),
+        metrics TEXT NOT NULL DEFAULT '{}',
+        created REAL NOT NULL,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX messages_by_chat ON messages(chat_id, id);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the version it started from."""
+    start = connection.execute("PRAGMA user_version").fetchone()[0]
+    if start > SCHEMA_VERSION:
+        raise RuntimeError(f"the chat database is from a newer cpmdesk (schema {start} > {SCHEMA_VERSION}); "
+                           "update cpmdesk to open it")
+    for version in range(start, SCHEMA_VERSION):
+        with connection:
+            connection.executescript(f"BEGIN; {MIGRATIONS[version]} PRAGMA user_version = {version + 1}; COMMIT;")
+    return start
