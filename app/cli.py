@@ -135,16 +135,17 @@ def _has_display() -> bool:
 
 
 def _start_app() -> int:
-    """Double-click entry: make sure the default model exists, then open the window (terminal chat without one)."""
-    folder = _model_folder(None)
-    try:
-        from app.gui.main import run_gui  # the desktop window (PySide6)
-    except ImportError:
-        run_gui = None
-    if run_gui is not None and _has_display():
-        return run_gui(folder)
-    print("No desktop window available here; starting the terminal chat.", file=sys.stderr)
-    args = build_parser().parse_args(["chat", "--model", str(folder)])
+    """Double-click entry: the window (it builds the default model itself), or the terminal chat without a display."""
+    if _has_display():
+        try:
+            from app.gui.main import run_gui  # the desktop window (PySide6)
+        except ImportError as err:
+            print(f"The desktop window cannot start ({err}); starting the terminal chat.", file=sys.stderr)
+        else:
+            return run_gui()
+    else:
+        print("No desktop window available here; starting the terminal chat.", file=sys.stderr)
+    args = build_parser().parse_args(["chat", "--model", str(_model_folder(None))])
     return _chat(args)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from app.export_runner import export_command
 from app.paths import models_dir
 from export.manifest import read_manifest
 
@@ -47,8 +47,7 @@ def ensure_default_model(log: Callable[[str], None] = print) -> Path:
     if importlib.util.find_spec("optimum") is None:
         raise DefaultModelError("Building the default model needs the exporter: pip install 'cpmdesk[export]'")
     log(f"Preparing the default model (first start only): {gguf.name} -> {target}")
-    command = [sys.executable, "-m", "export", str(gguf), str(target), "--weight-format", "int4", "--force"]
-    result = subprocess.run(command, check=False)
+    result = subprocess.run(export_command(gguf, target, "--weight-format", "int4"), check=False)
     if result.returncode != 0 or read_manifest(target) is None:
         raise DefaultModelError(f"Exporting the default model failed (exit {result.returncode}); see the output above")
     return target

@@ -18,6 +18,7 @@ EXPORTS = CACHE / "test-exports"
 BUILD_VERSION = "4"  # bump when the builders change, so cached models are rebuilt
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # GUI tests drive real windows without a display
 
 
 def _cached_build(name: str, build: Callable[[Path], object]) -> Path:

@@ -28,10 +28,11 @@ class AnswerRecorder:
             self.store.update_answer(self.message_id, "".join(self._answer), "".join(self._reasoning))
             self._last_write = now
 
-    def finish(self, reply: Reply) -> None:
+    def finish(self, reply: Reply, extra_metrics: dict | None = None) -> None:
         """The parsed final answer, with how it ended and its speed."""
         metrics = {"tokens": reply.num_tokens, "ttft_ms": round(reply.ttft_ms, 1),
-                   "tokens_per_second": round(reply.tokens_per_second, 2), "dropped_messages": reply.dropped_messages}
+                   "tokens_per_second": round(reply.tokens_per_second, 2), "dropped_messages": reply.dropped_messages,
+                   **(extra_metrics or {})}
         self.store.finish_answer(self.message_id, reply.answer, reply.reasoning,
                                  "stopped" if reply.stopped else "done", metrics)
 

@@ -8,7 +8,7 @@ import sqlite3
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE chats (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         title TEXT NOT NULL,
         system_prompt TEXT NOT NULL DEFAULT '',
         model TEXT NOT NULL DEFAULT '',
@@ -16,7 +16,7 @@ MIGRATIONS: tuple[str, ...] = (
         updated REAL NOT NULL
     );
     CREATE TABLE messages (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: the UI keys its state by message id
         chat_id INTEGER NOT NULL REFERENCES chats(id) ON DELETE CASCADE,
         role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
         content TEXT NOT NULL DEFAULT '',

@@ -1,0 +1,78 @@
+"""Start the desktop app: the window appears at once; the default model is built in the background if needed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QApplication, QProgressDialog
+
+from app.default_model import DefaultModelError, default_model_dir, find_default_gguf
+from app.export_runner import export_command
+from app.gui.main_window import MainWindow
+from app.paths import data_dir
+from app.store import ChatStore
+from export.manifest import read_manifest
+
+
+class DefaultModelBuilder(QObject):
+    """Runs the default model's export in a child process, reporting each step line."""
+
+    progress = Signal(str)
+    finished = Signal(object)  # the model folder
+    failed = Signal(str)
+
+    def run(self) -> None:
+        try:
+            command = export_command(find_default_gguf(), default_model_dir())
+        except DefaultModelError as err:
+            self.failed.emit(str(err))
+            return
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        last_error = ""
+        for line in process.stdout:
+            line = line.strip()
+            if line.startswith("[") or line.startswith("error:"):
+                self.progress.emit(line)
+                last_error = line if line.startswith("error:") else last_error
+        if process.wait() == 0 and read_manifest(default_model_dir()) is not None:
+            self.finished.emit(default_model_dir())
+        else:
+            self.failed.emit(last_error or f"building the default model failed (exit {process.returncode})")
+
+
+def build_window(model_folder: Path | None = None) -> MainWindow:
+    """The main window on the user's data folder; builds the default model first when there is none."""
+    store = ChatStore(data_dir() / "chats.sqlite3")
+    if model_folder is None and read_manifest(default_model_dir()) is not None:
+        model_folder = default_model_dir()
+    window = MainWindow(store, model_folder)
+    if model_folder is None:
+        _build_default_model(window)
+    return window
+
+
+def _build_default_model(window: MainWindow) -> None:
+    dialog = QProgressDialog("Preparing the built-in model (first start only)…", "", 0, 0, window)
+    dialog.setCancelButton(None)
+    dialog.setWindowTitle("cpmdesk")
+    builder = DefaultModelBuilder()
+    builder.progress.connect(dialog.setLabelText)
+    builder.finished.connect(lambda folder: (dialog.close(), window.load_model(folder)))
+    builder.failed.connect(lambda message: (dialog.close(), window.statusBar().showMessage(message)))
+    window._default_builder = builder  # keep it alive while it runs
+    window.threads.start(builder)
+    dialog.show()
+
+
+def run_gui(model_folder: Path | None = None) -> int:
+    """Open the window and run the Qt event loop; returns the exit code."""
+    app = QApplication.instance() or QApplication(sys.argv)
+    app.setApplicationName("cpmdesk")
+    window = build_window(model_folder)
+    window.show()
+    code = app.exec()
+    window.store.close()
+    return code

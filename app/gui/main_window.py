@@ -1,0 +1,349 @@
+"""The main window: chats on the side, the conversation, the message box, model and speed in the status bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QSplitter,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.engine import ChatEngine, GenerationSettings, split_think_switch
+from app.gui.chat_list import ChatList
+from app.gui.composer import Composer
+from app.gui.markdown_render import MarkdownRenderer
+from app.gui.transcript_html import MessageView, transcript_html
+from app.gui.workers import GenerationWorker, ModelLoader, Threads
+from app.store import ChatStore
+
+RENDER_INTERVAL_MS = 50
+
+
+class MainWindow(QMainWindow):
+    """Everything the user sees. All model work happens in workers; this class only wires and renders."""
+
+    model_ready = Signal()
+    answer_finished = Signal()
+
+    def __init__(self, store: ChatStore, model_folder: Path | None, device: str = "CPU",
+                 settings: GenerationSettings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("cpmdesk")
+        self.resize(1100, 760)
+        self.store = store
+        self.settings = settings or GenerationSettings()
+        self.engine: ChatEngine | None = None
+        self.chat_id: int | None = None
+        self.worker: GenerationWorker | None = None
+        self._streaming: MessageView | None = None
+        self._open_thinking: set[int] = set()
+        self._code_blocks: list[str] = []
+        self._editing: int | None = None
+        self._dirty = False
+        self.threads = Threads()
+        self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
+        self._build()
+        self._render_timer = QTimer(self, interval=RENDER_INTERVAL_MS)
+        self._render_timer.timeout.connect(self._render_if_dirty)
+        self.chats.refresh()
+        ids = self.chats.ids()
+        if ids:
+            self.select_chat(ids[0])
+        if store.interrupted_on_open:
+            self.statusBar().showMessage(f"{store.interrupted_on_open} answer(s) were interrupted when cpmdesk "
+                                         "last closed; they are kept and marked.", 8000)
+        if model_folder is not None:
+            self.load_model(model_folder, device)
+
+    # ---------------------------------------------------------------- layout
+
+    def _build(self) -> None:
+        self.chats = ChatList(self.store)
+        self.chats.selected.connect(self.select_chat)
+        self.chats.new_requested.connect(self.new_chat)
+        self.chats.deleted.connect(self._on_chat_deleted)
+        self.transcript = QTextBrowser(openLinks=False)
+        self.transcript.anchorClicked.connect(self._on_link)
+        self.composer = Composer()
+        self.composer.submitted.connect(self.send)
+        self.think_toggle = QCheckBox("Reasoning")
+        self.send_button = QPushButton("Send")
+        self.send_button.clicked.connect(self._send_or_stop)
+        controls = QHBoxLayout()
+        controls.addWidget(self.think_toggle)
+        controls.addStretch(1)
+        controls.addWidget(self.send_button)
+        right = QWidget()
+        column = QVBoxLayout(right)
+        column.addWidget(self.transcript, 1)
+        column.addWidget(self.composer)
+        column.addLayout(controls)
+        splitter = QSplitter()
+        splitter.addWidget(self.chats)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([240, 860])
+        self.setCentralWidget(splitter)
+        self.model_label, self.speed_label = QLabel("Loading model…"), QLabel("")
+        self.statusBar().addPermanentWidget(self.model_label)
+        self.statusBar().addPermanentWidget(self.speed_label)
+        export = QAction("Export chat to Markdown…", self)
+        export.triggered.connect(self._ask_export)
+        self.menuBar().addMenu("&Chat").addAction(export)
+        self._set_ready(False)
+
+    def _set_ready(self, ready: bool) -> None:
+        self.composer.setEnabled(ready)
+        self.send_button.setEnabled(ready)
+
+    # ---------------------------------------------------------------- model
+
+    def load_model(self, folder: Path, device: str = "CPU") -> None:
+        """Load a model in the background; the window stays usable for reading chats meanwhile."""
+        self._set_ready(False)
+        self.model_label.setText(f"Loading {folder.name}…")
+        self._loader = ModelLoader(folder, device)
+        self._loader.loaded.connect(self._on_model_loaded)
+        self._loader.failed.connect(self._on_model_failed)
+        self._loader_thread = self.threads.start(self._loader)
+
+    def _on_model_loaded(self, engine: ChatEngine) -> None:
+        self._finish_thread(self._loader_thread)
+        self.engine = engine
+        self.model_label.setText(f"{engine.name} · {engine.device}")
+        self.think_toggle.setEnabled(engine.supports_thinking)
+        self.think_toggle.setToolTip("Let the model reason before it answers" if engine.supports_thinking else
+                                     "This model cannot switch reasoning on or off")
+        if not engine.supports_thinking:
+            self.think_toggle.setChecked(False)
+        self._set_ready(True)
+        self.composer.setFocus()
+        self.model_ready.emit()
+
+    def _on_model_failed(self, message: str) -> None:
+        self._finish_thread(self._loader_thread)
+        self.model_label.setText("No model loaded")
+        self.statusBar().showMessage(message)
+
+    @staticmethod
+    def _finish_thread(thread) -> None:
+        """The worker has reported back: end its thread now, so nothing can delete it while it runs."""
+        thread.quit()
+        thread.wait()
+
+    # ---------------------------------------------------------------- chats
+
+    def new_chat(self) -> int:
+        """Start an empty chat and show it."""
+        self.chat_id = self.store.create_chat()
+        self.chats.refresh(select=self.chat_id)
+        self._render()
+        return self.chat_id
+
+    def select_chat(self, chat_id: int) -> None:
+        """Show a chat (ignored while an answer streams into another)."""
+        if self.is_generating and chat_id != self.chat_id:
+            self.chats.refresh(select=self.chat_id)
+            return
+        self.chat_id = chat_id
+        self._editing = None
+        self.chats.refresh(select=chat_id)
+        self._render()
+
+    def _on_chat_deleted(self, chat_id: int) -> None:
+        if chat_id == self.chat_id:
+            self.chat_id = None
+            ids = self.chats.ids()
+            if ids:
+                self.select_chat(ids[0])
+            else:
+                self._render()
+
+    # ---------------------------------------------------------------- sending
+
+    @property
+    def is_generating(self) -> bool:
+        """An answer is streaming."""
+        return self.worker is not None
+
+    def _send_or_stop(self) -> None:
+        if self.is_generating:
+            self.stop()
+        else:
+            self.send()
+
+    def send(self) -> None:
+        """Send the message box's text (Enter)."""
+        text = self.composer.toPlainText().strip()
+        if not text or self.engine is None or self.is_generating:
+            return
+        if self.chat_id is None:
+            self.new_chat()
+        if self._editing is not None:
+            self.store.delete_messages_from(self.chat_id, self._editing)
+            self._editing = None
+        text, switch = split_think_switch(text)
+        self.store.add_message(self.chat_id, "user", text)
+        if self.store.list_chats() and self._title_is_default():
+            self.store.rename_chat(self.chat_id, text.splitlines()[0][:48])
+        self.composer.clear()
+        self._generate(switch)
+
+    def _title_is_default(self) -> bool:
+        return any(c.id == self.chat_id and c.title == "New chat" for c in self.store.list_chats())
+
+    def regenerate(self) -> None:
+        """Answer the last user message again, replacing the last answer."""
+        if self.is_generating or self.chat_id is None:
+            return
+        messages = self.store.messages(self.chat_id)
+        if messages and messages[-1].role == "assistant":
+            self.store.delete_messages_from(self.chat_id, messages[-1].id)
+        if self.store.messages(self.chat_id):
+            self._generate(None)
+
+    def edit_message(self, message_id: int) -> None:
+        """Put a user message back in the box; sending it replaces it and everything after it."""
+        message = next((m for m in self.store.messages(self.chat_id) if m.id == message_id), None)
+        if message is None or message.role != "user" or self.is_generating:
+            return
+        self._editing = message_id
+        self.composer.setPlainText(message.content)
+        self.composer.setFocus()
+
+    def stop(self) -> None:
+        """Stop the streaming answer; what was written is kept."""
+        if self.worker is not None:
+            self.worker.cancel.set()
+
+    def _generate(self, switch: bool | None) -> None:
+        think = switch if switch is not None else (self.think_toggle.isChecked()
+                                                   if self.engine.supports_thinking else None)
+        conversation = self.store.conversation(self.chat_id)
+        worker = GenerationWorker(self.engine, self.store, self.chat_id, conversation, self.settings, think)
+        self.worker = worker
+        self._streaming = MessageView(worker.message_id, "assistant", "", status="streaming", thinking_open=True)
+        worker.delta.connect(self._on_delta)
+        worker.finished.connect(self._on_finished)
+        worker.failed.connect(self._on_failed)
+        self._generation_thread = self.threads.start(worker)
+        self.send_button.setText("Stop")
+        self.chats.refresh(select=self.chat_id)
+        self._render()
+        self._render_timer.start()
+
+    def _on_delta(self, kind: str, text: str) -> None:
+        view = self._streaming
+        if view is None:
+            return
+        if kind == "reasoning":
+            view.reasoning += text
+        else:
+            if view.thinking_open and view.reasoning:
+                view.thinking_open = False  # collapse the Thinking section once the answer starts
+            view.content += text
+        self._dirty = True
+
+    def _on_finished(self, reply, thinking_s: float) -> None:
+        self._end_generation()
+        self.speed_label.setText(f"{reply.tokens_per_second:.1f} tok/s · first token {reply.ttft_ms:.0f} ms")
+        if reply.dropped_messages:
+            self.statusBar().showMessage(f"The {reply.dropped_messages} oldest messages did not fit the model's "
+                                         "context and were left out of this answer.", 8000)
+        self.answer_finished.emit()
+
+    def _on_failed(self, message: str) -> None:
+        self._end_generation()
+        self.statusBar().showMessage(message)
+        self.answer_finished.emit()
+
+    def _end_generation(self) -> None:
+        self._finish_thread(self._generation_thread)
+        self.worker = None
+        self._streaming = None
+        self._render_timer.stop()
+        self.send_button.setText("Send")
+        self._render()
+
+    # ---------------------------------------------------------------- rendering
+
+    def message_views(self) -> list[MessageView]:
+        """The current chat as the transcript shows it (the streaming answer from memory)."""
+        if self.chat_id is None:
+            return []
+        views = []
+        for message in self.store.messages(self.chat_id):
+            if self._streaming is not None and message.id == self._streaming.id:
+                views.append(self._streaming)
+                continue
+            thinking = message.metrics.get("thinking_s")
+            views.append(MessageView(message.id, message.role, message.content, message.reasoning, message.status,
+                                     thinking, message.id in self._open_thinking))
+        return views
+
+    def _render_if_dirty(self) -> None:
+        if self._dirty:
+            self._render()
+
+    def _render(self) -> None:
+        self._dirty = False
+        bar = self.transcript.verticalScrollBar()
+        at_bottom = bar.value() >= bar.maximum() - 4
+        body, self._code_blocks = transcript_html(self.message_views(), self.renderer)
+        self.transcript.setHtml(body)
+        if at_bottom:
+            bar.setValue(bar.maximum())
+
+    def _on_link(self, url: QUrl) -> None:
+        action, _, arg = url.toString().partition(":")
+        if action == "copy":
+            QGuiApplication.clipboard().setText(self._code_blocks[int(arg)])
+        elif action == "copymsg":
+            message = next((m for m in self.store.messages(self.chat_id) if m.id == int(arg)), None)
+            if message is not None:
+                QGuiApplication.clipboard().setText(message.content)
+        elif action == "think":
+            message_id = int(arg)
+            if self._streaming is not None and self._streaming.id == message_id:
+                self._streaming.thinking_open = not self._streaming.thinking_open
+            else:
+                self._open_thinking ^= {message_id}
+            self._render()
+        elif action == "regenerate":
+            self.regenerate()
+        elif action == "edit":
+            self.edit_message(int(arg))
+
+    # ---------------------------------------------------------------- export
+
+    def export_markdown(self, path: Path) -> None:
+        """Write the current chat as Markdown."""
+        lines = []
+        for message in self.store.messages(self.chat_id) if self.chat_id is not None else []:
+            lines.append(f"**{'You' if message.role == 'user' else 'Assistant'}:**\n\n{message.content}\n")
+        path.write_text("\n".join(lines), encoding="utf-8")
+
+    def _ask_export(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(self, "Export chat", "chat.md", "Markdown (*.md)")
+        if name:
+            self.export_markdown(Path(name))
+
+    def closeEvent(self, event) -> None:
+        """Stop a streaming answer before closing (it is stored as 'stopped') and let the workers end."""
+        if self.worker is not None:
+            self.worker.cancel.set()
+        self.threads.wait_all()
+        super().closeEvent(event)
+
+

@@ -1,0 +1,61 @@
+"""The conversation as HTML for QTextBrowser: messages, a collapsible Thinking section, action links."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from app.gui.markdown_render import MarkdownRenderer
+
+STATUS_NOTES = {"stopped": "Stopped", "interrupted": "Interrupted: the app closed while answering",
+                "failed": "Failed"}
+
+
+@dataclass
+class MessageView:
+    """What the transcript shows of one message."""
+
+    id: int
+    role: str
+    content: str
+    reasoning: str = ""
+    status: str = "done"
+    thinking_s: float | None = None  # how long the model reasoned
+    thinking_open: bool = False
+
+
+def transcript_html(messages: list[MessageView], renderer: MarkdownRenderer) -> tuple[str, list[str]]:
+    """HTML of the whole conversation and the code blocks it holds (served by `copy:N` links)."""
+    parts: list[str] = []
+    code: list[str] = []
+    last_assistant = max((m.id for m in messages if m.role == "assistant"), default=None)
+    for message in messages:
+        if message.role == "user":
+            text = html.escape(message.content).replace("\n", "<br>")
+            parts.append(f'<div style="margin:8px 0 2px 0"><b>You</b></div><div>{text}</div>'
+                         f'<div><small><a href="edit:{message.id}">Edit</a> · '
+                         f'<a href="copymsg:{message.id}">Copy</a></small></div>')
+            continue
+        parts.append('<div style="margin:8px 0 2px 0"><b>Assistant</b></div>')
+        if message.reasoning or (message.status == "streaming" and message.thinking_open):
+            parts.append(_thinking_html(message))
+        rendered = renderer.render(message.content, len(code))
+        code += rendered.code_blocks
+        parts.append(rendered.html or "<p><i>…</i></p>")
+        links = [f'<a href="copymsg:{message.id}">Copy</a>']
+        if message.id == last_assistant and message.status != "streaming":
+            links.append('<a href="regenerate:">Regenerate</a>')
+        note = STATUS_NOTES.get(message.status)
+        footer = (f"<i>{note}</i> · " if note else "") + " · ".join(links)
+        parts.append(f"<div><small>{footer}</small></div>")
+    return "\n".join(parts), code
+
+
+def _thinking_html(message: MessageView) -> str:
+    title = "Thinking…" if message.thinking_s is None else f"Thought for {message.thinking_s:.1f} s"
+    arrow = "▾" if message.thinking_open else "▸"
+    head = f'<div><a href="think:{message.id}" style="color:gray">{arrow} {title}</a></div>'
+    if not message.thinking_open:
+        return head
+    body = html.escape(message.reasoning).replace("\n", "<br>")
+    return head + f'<div style="color:gray; margin-left:12px"><i>{body}</i></div>'

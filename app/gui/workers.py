@@ -1,0 +1,96 @@
+"""Work that must not block the UI: loading a model and generating an answer, each on its own QThread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+from app.engine import ChatEngine, Conversation, GenerationSettings
+from app.store import ChatStore
+from app.store.answer_recorder import AnswerRecorder
+
+
+class ModelLoader(QObject):
+    """Builds a ChatEngine off the UI thread."""
+
+    loaded = Signal(object)  # ChatEngine
+    failed = Signal(str)
+
+    def __init__(self, folder: Path, device: str) -> None:
+        super().__init__()
+        self.folder, self.device = folder, device
+
+    def run(self) -> None:
+        try:
+            self.loaded.emit(ChatEngine(self.folder, self.device))
+        except Exception as err:  # every load failure is shown to the user, never raised into Qt
+            self.failed.emit(str(err))
+
+
+class GenerationWorker(QObject):
+    """Runs one answer: streams deltas as signals and records the answer in the store as it grows."""
+
+    delta = Signal(str, str)  # kind, text
+    finished = Signal(object, float)  # Reply, thinking seconds (or -1)
+    failed = Signal(str)
+
+    def __init__(self, engine: ChatEngine, store: ChatStore, chat_id: int, conversation: Conversation,
+                 settings: GenerationSettings, think: bool | None) -> None:
+        super().__init__()
+        self.engine, self.store, self.chat_id = engine, store, chat_id
+        self.conversation, self.settings, self.think = conversation, settings, think
+        self.cancel = threading.Event()
+        self.recorder = AnswerRecorder(store, chat_id)
+        self.message_id = self.recorder.message_id
+        self._thinking_started: float | None = None
+        self._thinking_s = -1.0
+
+    def run(self) -> None:
+        def on_delta(delta) -> None:
+            if delta.kind == "reasoning" and self._thinking_started is None:
+                self._thinking_started = time.monotonic()
+            if delta.kind == "answer" and self._thinking_started is not None and self._thinking_s < 0:
+                self._thinking_s = time.monotonic() - self._thinking_started
+            self.recorder(delta)
+            self.delta.emit(delta.kind, delta.text)
+
+        try:
+            reply = self.engine.generate(self.conversation, self.settings, self.think, on_delta, self.cancel)
+        except Exception as err:  # shown in the transcript; the partial answer stays stored as failed
+            self.recorder.fail()
+            self.failed.emit(str(err))
+            return
+        if self._thinking_started is not None and self._thinking_s < 0:
+            self._thinking_s = time.monotonic() - self._thinking_started
+        self.recorder.finish(reply, {"thinking_s": round(self._thinking_s, 2)} if self._thinking_s >= 0 else None)
+        self.finished.emit(reply, self._thinking_s)
+
+
+class Threads:
+    """Runs workers on their own QThreads and can wait for all of them (window close, tests)."""
+
+    def __init__(self) -> None:
+        self._running: list[tuple[QThread, QObject]] = []
+
+    def start(self, worker: QObject) -> QThread:
+        """Move `worker` to a new QThread and call its run(); the thread ends when the worker reports back."""
+        thread = QThread()
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        for name in ("finished", "failed", "loaded"):
+            signal = getattr(worker, name, None)
+            if signal is not None:
+                signal.connect(thread.quit)
+        self._running = [(t, w) for t, w in self._running if not t.isFinished()] + [(thread, worker)]
+        thread.start()
+        return thread
+
+    def wait_all(self, timeout_ms: int = 30_000) -> None:
+        """Block until every started thread has ended."""
+        for thread, _worker in self._running:
+            thread.quit()
+            thread.wait(timeout_ms)
+        self._running = []
