@@ -51,7 +51,8 @@ def prepare_model(source: Path | None) -> tuple[Path, Path]:
         build_minicpm4_05b_shaped(source)
     ir = WORK / f"{source.name}-int4"
     if not (ir / "manifest.json").is_file():
-        subprocess.run([sys.executable, "-m", "export", str(source), str(ir), "--force"], check=True)
+        subprocess.run([sys.executable, "-m", "export", str(source), str(ir), "--force"], check=True,
+                       stdout=sys.stderr)  # keep stdout for the JSON lines
     return source, ir
 
 
@@ -146,7 +147,7 @@ def gguf_q4_0(source: Path) -> Path:
     if not (vendor / "convert_hf_to_gguf.py").is_file():
         sdist_dir = WORK / "sdist"
         subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d",
-                        str(sdist_dir), f"llama-cpp-python=={llama_cpp.__version__}"], check=True)
+                        str(sdist_dir), f"llama-cpp-python=={llama_cpp.__version__}"], check=True, stdout=sys.stderr)
         archive = next(sdist_dir.glob("llama_cpp_python-*.tar.gz"))
         shutil.unpack_archive(archive, sdist_dir)
         shutil.copytree(next(sdist_dir.glob("llama_cpp_python-*/vendor/llama.cpp")), vendor)
@@ -157,7 +158,7 @@ def gguf_q4_0(source: Path) -> Path:
     f16 = WORK / f"{source.name}.f16.gguf"
     env = {**os.environ, "PYTHONPATH": str(vendor / "gguf-py")}
     subprocess.run([sys.executable, str(vendor / "convert_hf_to_gguf.py"), str(hf), "--outtype", "f16",
-                    "--outfile", str(f16)], check=True, env=env)
+                    "--outfile", str(f16)], check=True, env=env, stdout=sys.stderr)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0
     params.nthread = os.cpu_count() or 1
@@ -241,7 +242,7 @@ def main() -> int:
     from transformers import AutoTokenizer
 
     source, ir = prepare_model(args.model)
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    tokenizer = AutoTokenizer.from_pretrained(ir)  # the export's copy: no remote-code prompt from the source config
     lengths = [int(x) for x in args.prompts.split(",")]
     runners = {"cpmdesk": lambda: run_cpmdesk(ir, tokenizer, lengths, args.reps, args.new_tokens),
                "optimum": lambda: run_optimum(ir, tokenizer, lengths, args.reps, args.new_tokens),

@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication, QProgressDialog
 
-from app.default_model import DefaultModelError, default_model_dir, find_default_gguf
+from app.default_model import DEFAULT_EXPORT_OPTIONS, DefaultModelError, default_model_dir, find_default_gguf
 from app.export_runner import export_command
 from app.gui.main_window import MainWindow
 from app.paths import data_dir
@@ -26,7 +26,7 @@ class DefaultModelBuilder(QObject):
 
     def run(self) -> None:
         try:
-            command = export_command(find_default_gguf(), default_model_dir())
+            command = export_command(find_default_gguf(), default_model_dir(), *DEFAULT_EXPORT_OPTIONS)
         except DefaultModelError as err:
             self.failed.emit(str(err))
             return

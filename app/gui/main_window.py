@@ -34,6 +34,7 @@ class MainWindow(QMainWindow):
     """Everything the user sees. All model work happens in workers; this class only wires and renders."""
 
     model_ready = Signal()
+    answer_started = Signal(object)  # the GenerationWorker, before its thread starts
     answer_finished = Signal()
 
     def __init__(self, store: ChatStore, model_folder: Path | None, device: str = "CPU",
@@ -237,6 +238,7 @@ class MainWindow(QMainWindow):
         worker.delta.connect(self._on_delta)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
+        self.answer_started.emit(worker)
         self._generation_thread = self.threads.start(worker)
         self.send_button.setText("Stop")
         self.chats.refresh(select=self.chat_id)
