@@ -57,8 +57,8 @@ def test_cancel_returns_promptly_and_keeps_the_partial_answer(smol) -> None:
 
     def run() -> None:
         result["reply"] = smol.send(conversation, "Count from 1 to 500, one number per line.",
-                                    GenerationSettings(max_new_tokens=2000), on_delta=lambda d: first_delta.set(),
-                                    cancel=cancel)
+                                    GenerationSettings(max_new_tokens=2000, ignore_eos=True),
+                                    on_delta=lambda d: first_delta.set(), cancel=cancel)
 
     worker = threading.Thread(target=run)
     worker.start()

@@ -29,6 +29,21 @@ def test_database_from_a_newer_version_is_refused(tmp_path) -> None:
         ChatStore(tmp_path / "chats.sqlite3")
 
 
+def test_older_database_is_migrated_and_keeps_its_chats(tmp_path) -> None:
+    from app.store.schema import MIGRATIONS
+
+    db = sqlite3.connect(tmp_path / "chats.sqlite3")
+    db.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    db.execute("INSERT INTO chats (title, created, updated) VALUES ('From version 1', 0, 0)")
+    db.commit()
+    db.close()
+    store = ChatStore(tmp_path / "chats.sqlite3")
+    assert [c.title for c in store.list_chats()] == ["From version 1"]
+    store.set_setting("theme", "dark")
+    assert store.get_setting("theme") == "dark"
+    assert store._run("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
 def test_chats_list_search_rename_delete(tmp_path) -> None:
     store = ChatStore(tmp_path / "chats.sqlite3")
     first = store.create_chat("Trip planning")

@@ -9,8 +9,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication, QProgressDialog
 
+from app.app_settings import AppSettings
 from app.default_model import DEFAULT_EXPORT_OPTIONS, DefaultModelError, default_model_dir, find_default_gguf
 from app.export_runner import export_command
+from app.gui.appearance import apply_language, apply_theme
 from app.gui.main_window import MainWindow
 from app.paths import data_dir
 from app.store import ChatStore
@@ -46,9 +48,16 @@ class DefaultModelBuilder(QObject):
 def build_window(model_folder: Path | None = None) -> MainWindow:
     """The main window on the user's data folder; builds the default model first when there is none."""
     store = ChatStore(data_dir() / "chats.sqlite3")
+    settings = AppSettings.load(store)
+    app = QApplication.instance()
+    apply_theme(app, settings.theme)
+    apply_language(app, settings.language)
+    chosen = Path(settings.model_folder) if settings.model_folder else None
+    if model_folder is None and chosen is not None and read_manifest(chosen) is not None:
+        model_folder = chosen
     if model_folder is None and read_manifest(default_model_dir()) is not None:
         model_folder = default_model_dir()
-    window = MainWindow(store, model_folder)
+    window = MainWindow(store, model_folder, settings.device, app_settings=settings)
     if model_folder is None:
         _build_default_model(window)
     return window

@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QGuiApplication
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
@@ -19,10 +20,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.app_settings import AppSettings
 from app.engine import ChatEngine, GenerationSettings, split_think_switch
+from app.engine.devices import available_devices
+from app.gui.appearance import apply_language, apply_theme, is_dark
 from app.gui.chat_list import ChatList
 from app.gui.composer import Composer
 from app.gui.markdown_render import MarkdownRenderer
+from app.gui.model_manager import ModelManager
+from app.gui.settings_dialog import SettingsDialog
 from app.gui.transcript_html import MessageView, transcript_html
 from app.gui.workers import GenerationWorker, ModelLoader, Threads
 from app.store import ChatStore
@@ -38,12 +44,14 @@ class MainWindow(QMainWindow):
     answer_finished = Signal()
 
     def __init__(self, store: ChatStore, model_folder: Path | None, device: str = "CPU",
-                 settings: GenerationSettings | None = None) -> None:
+                 settings: GenerationSettings | None = None, app_settings: AppSettings | None = None) -> None:
         super().__init__()
         self.setWindowTitle("cpmdesk")
         self.resize(1100, 760)
         self.store = store
-        self.settings = settings or GenerationSettings()
+        self.app_settings = app_settings or AppSettings(device=device)
+        self.settings = settings or (self.app_settings.generation() if app_settings else GenerationSettings())
+        self.model_folder: Path | None = None
         self.engine: ChatEngine | None = None
         self.chat_id: int | None = None
         self.worker: GenerationWorker | None = None
@@ -71,6 +79,10 @@ class MainWindow(QMainWindow):
 
     def _build(self) -> None:
         self.chats = ChatList(self.store)
+        self.chats.new_button.setText(self.tr("New chat"))
+        self.chats.rename_button.setText(self.tr("Rename"))
+        self.chats.delete_button.setText(self.tr("Delete"))
+        self.chats.search.setPlaceholderText(self.tr("Search chats"))
         self.chats.selected.connect(self.select_chat)
         self.chats.new_requested.connect(self.new_chat)
         self.chats.deleted.connect(self._on_chat_deleted)
@@ -78,8 +90,8 @@ class MainWindow(QMainWindow):
         self.transcript.anchorClicked.connect(self._on_link)
         self.composer = Composer()
         self.composer.submitted.connect(self.send)
-        self.think_toggle = QCheckBox("Reasoning")
-        self.send_button = QPushButton("Send")
+        self.think_toggle = QCheckBox(self.tr("Reasoning"))
+        self.send_button = QPushButton(self.tr("Send"))
         self.send_button.clicked.connect(self._send_or_stop)
         controls = QHBoxLayout()
         controls.addWidget(self.think_toggle)
@@ -99,9 +111,15 @@ class MainWindow(QMainWindow):
         self.model_label, self.speed_label = QLabel("Loading model…"), QLabel("")
         self.statusBar().addPermanentWidget(self.model_label)
         self.statusBar().addPermanentWidget(self.speed_label)
-        export = QAction("Export chat to Markdown…", self)
+        export = QAction(self.tr("Export chat to Markdown…"), self)
         export.triggered.connect(self._ask_export)
-        self.menuBar().addMenu("&Chat").addAction(export)
+        settings = QAction(self.tr("Settings…"), self)
+        settings.triggered.connect(self.open_settings)
+        models = QAction(self.tr("Models…"), self)
+        models.triggered.connect(self.open_models)
+        menu = self.menuBar().addMenu(self.tr("&Chat"))
+        for action in (export, models, settings):
+            menu.addAction(action)
         self._set_ready(False)
 
     def _set_ready(self, ready: bool) -> None:
@@ -113,7 +131,8 @@ class MainWindow(QMainWindow):
     def load_model(self, folder: Path, device: str = "CPU") -> None:
         """Load a model in the background; the window stays usable for reading chats meanwhile."""
         self._set_ready(False)
-        self.model_label.setText(f"Loading {folder.name}…")
+        self.model_folder = Path(folder)
+        self.model_label.setText(self.tr("Loading {0}…").format(folder.name))
         self._loader = ModelLoader(folder, device)
         self._loader.loaded.connect(self._on_model_loaded)
         self._loader.failed.connect(self._on_model_failed)
@@ -124,8 +143,8 @@ class MainWindow(QMainWindow):
         self.engine = engine
         self.model_label.setText(f"{engine.name} · {engine.device}")
         self.think_toggle.setEnabled(engine.supports_thinking)
-        self.think_toggle.setToolTip("Let the model reason before it answers" if engine.supports_thinking else
-                                     "This model cannot switch reasoning on or off")
+        self.think_toggle.setToolTip(self.tr("Let the model reason before it answers") if engine.supports_thinking
+                                     else self.tr("This model cannot switch reasoning on or off"))
         if not engine.supports_thinking:
             self.think_toggle.setChecked(False)
         self._set_ready(True)
@@ -146,8 +165,9 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- chats
 
     def new_chat(self) -> int:
-        """Start an empty chat and show it."""
-        self.chat_id = self.store.create_chat()
+        """Start an empty chat and show it (with the system prompt from Settings)."""
+        self.chat_id = self.store.create_chat(system_prompt=self.app_settings.system_prompt,
+                                              model=self.model_folder.name if self.model_folder else "")
         self.chats.refresh(select=self.chat_id)
         self._render()
         return self.chat_id
@@ -196,7 +216,7 @@ class MainWindow(QMainWindow):
             self._editing = None
         text, switch = split_think_switch(text)
         self.store.add_message(self.chat_id, "user", text)
-        if self.store.list_chats() and self._title_is_default():
+        if self._title_is_default():
             self.store.rename_chat(self.chat_id, text.splitlines()[0][:48])
         self.composer.clear()
         self._generate(switch)
@@ -240,7 +260,7 @@ class MainWindow(QMainWindow):
         worker.failed.connect(self._on_failed)
         self.answer_started.emit(worker)
         self._generation_thread = self.threads.start(worker)
-        self.send_button.setText("Stop")
+        self.send_button.setText(self.tr("Stop"))
         self.chats.refresh(select=self.chat_id)
         self._render()
         self._render_timer.start()
@@ -275,7 +295,7 @@ class MainWindow(QMainWindow):
         self.worker = None
         self._streaming = None
         self._render_timer.stop()
-        self.send_button.setText("Send")
+        self.send_button.setText(self.tr("Send"))
         self._render()
 
     # ---------------------------------------------------------------- rendering
@@ -326,6 +346,61 @@ class MainWindow(QMainWindow):
             self.regenerate()
         elif action == "edit":
             self.edit_message(int(arg))
+
+    # ---------------------------------------------------------------- settings and models
+
+    def open_settings(self) -> SettingsDialog:
+        """Show the Settings dialog (non-modal); its OK applies and saves."""
+        dialog = SettingsDialog(self.app_settings, available_devices(), self)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
+        dialog.show()
+        return dialog
+
+    def apply_settings(self, new: AppSettings) -> None:
+        """Use and store new settings: sampling at once, device by reloading, theme and language live."""
+        old, self.app_settings = self.app_settings, new
+        self.settings = new.generation()
+        app = QApplication.instance()
+        if new.theme != old.theme:
+            apply_theme(app, new.theme)
+            self.renderer = MarkdownRenderer(dark=is_dark(app))
+            self._render()
+        if new.language != old.language:
+            apply_language(app, new.language)
+            self._retranslate()
+        if new.device != old.device and self.model_folder is not None and not self.is_generating:
+            self.load_model(self.model_folder, new.device)
+        new.save(self.store)
+
+    def _retranslate(self) -> None:
+        self.send_button.setText(self.tr("Stop") if self.is_generating else self.tr("Send"))
+        self.think_toggle.setText(self.tr("Reasoning"))
+        self.chats.new_button.setText(self.tr("New chat"))
+        self.chats.rename_button.setText(self.tr("Rename"))
+        self.chats.delete_button.setText(self.tr("Delete"))
+        self.chats.search.setPlaceholderText(self.tr("Search chats"))
+
+    def open_models(self) -> ModelManager:
+        """Show the model manager (non-modal)."""
+        manager = ModelManager(self.app_settings.model_dirs, self.model_folder, self)
+        manager.model_chosen.connect(self.switch_model)
+        manager.folder_added.connect(self._remember_folder)
+        manager.show()
+        return manager
+
+    def switch_model(self, folder: Path) -> None:
+        """Load another model without restarting; remembered for the next start."""
+        if self.is_generating:
+            self.stop()
+            self.threads.wait_all()
+        self.load_model(Path(folder), self.app_settings.device)
+        self.app_settings.model_folder = str(folder)
+        self.app_settings.save(self.store)
+
+    def _remember_folder(self, folder: str) -> None:
+        if folder not in self.app_settings.model_dirs:
+            self.app_settings.model_dirs.append(folder)
+            self.app_settings.save(self.store)
 
     # ---------------------------------------------------------------- export
 

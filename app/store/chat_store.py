@@ -88,6 +88,18 @@ class ChatStore:
             rows = self._run("SELECT id, title, updated FROM chats ORDER BY updated DESC")
         return [ChatSummary(*row) for row in rows.fetchall()]
 
+    # settings -------------------------------------------------------------------------------------------
+
+    def get_setting(self, key: str, default=None):
+        """A stored setting (JSON value), or `default`."""
+        row = self._run("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_setting(self, key: str, value) -> None:
+        """Store a setting (any JSON value)."""
+        self._run("INSERT INTO settings (key, value) VALUES (?, ?) "
+                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
+
     # messages ------------------------------------------------------------------------------------------
 
     def add_message(self, chat_id: int, role: str, content: str, reasoning: str = "", status: str = "done") -> int:

@@ -29,6 +29,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX messages_by_chat ON messages(chat_id, id);
     """,
+    """
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL  -- JSON
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

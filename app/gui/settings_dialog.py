@@ -1,0 +1,76 @@
+"""Settings: system prompt, generation settings, device, theme and language."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QPlainTextEdit,
+    QSpinBox,
+)
+
+from app.app_settings import LANGUAGES, THEMES, AppSettings
+
+
+class SettingsDialog(QDialog):
+    """Edits a copy of AppSettings; `result_settings()` returns it after OK."""
+
+    def __init__(self, settings: AppSettings, devices: list[str], parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(self.tr("Settings"))
+        self._base = settings
+        self.system_prompt = QPlainTextEdit(settings.system_prompt)
+        self.system_prompt.setPlaceholderText(self.tr("Optional instructions for every new chat"))
+        self.max_new_tokens = _spin(QSpinBox(), 1, 65536, settings.max_new_tokens)
+        self.temperature = _spin(QDoubleSpinBox(), 0.0, 2.0, settings.temperature, 0.05)
+        self.top_p = _spin(QDoubleSpinBox(), 0.05, 1.0, settings.top_p, 0.05)
+        self.top_k = _spin(QSpinBox(), 0, 1000, settings.top_k)
+        self.repetition_penalty = _spin(QDoubleSpinBox(), 0.8, 2.0, settings.repetition_penalty, 0.05)
+        self.device = QComboBox()
+        self.device.addItems(devices)
+        self.device.setCurrentText(settings.device if settings.device in devices else devices[0])
+        self.theme = QComboBox()
+        for theme in THEMES:
+            self.theme.addItem({"system": self.tr("Follow system"), "light": self.tr("Light"),
+                                "dark": self.tr("Dark")}[theme], theme)
+        self.theme.setCurrentIndex(THEMES.index(settings.theme) if settings.theme in THEMES else 0)
+        self.language = QComboBox()
+        for code, name in LANGUAGES.items():
+            self.language.addItem(name, code)
+        self.language.setCurrentIndex(max(0, self.language.findData(settings.language)))
+        form = QFormLayout(self)
+        form.addRow(self.tr("System prompt"), self.system_prompt)
+        form.addRow(self.tr("Max new tokens"), self.max_new_tokens)
+        form.addRow(self.tr("Temperature (0 = greedy)"), self.temperature)
+        form.addRow(self.tr("Top-p"), self.top_p)
+        form.addRow(self.tr("Top-k (0 = off)"), self.top_k)
+        form.addRow(self.tr("Repetition penalty"), self.repetition_penalty)
+        form.addRow(self.tr("Device"), self.device)
+        form.addRow(self.tr("Theme"), self.theme)
+        form.addRow(self.tr("Language"), self.language)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def result_settings(self) -> AppSettings:
+        """The edited settings."""
+        return replace(self._base, system_prompt=self.system_prompt.toPlainText().strip(),
+                       max_new_tokens=self.max_new_tokens.value(), temperature=self.temperature.value(),
+                       top_p=self.top_p.value(), top_k=self.top_k.value(),
+                       repetition_penalty=self.repetition_penalty.value(), device=self.device.currentText(),
+                       theme=self.theme.currentData(), language=self.language.currentData())
+
+
+def _spin(box, low, high, value, step=None):
+    box.setRange(low, high)
+    if step is not None:
+        box.setSingleStep(step)
+        box.setDecimals(2)
+    box.setValue(value)
+    return box
