@@ -142,23 +142,25 @@ def test_switch_chats_restart_and_find_the_history(qtbot, tmp_path, default_mode
     assert "capital of France" in again.transcript.toPlainText()
 
 
-def test_code_blocks_render_with_a_copy_link(qtbot, tmp_path) -> None:
+def window_with_exchange(qtbot, tmp_path, question: str, answer: str) -> MainWindow:
+    """A window (no model) showing one stored exchange."""
     window = open_window(qtbot, tmp_path / "chats.sqlite3", None)
     chat = window.new_chat()
-    window.store.add_message(chat, "user", "Show me code")
-    window.store.add_message(chat, "assistant", "Here:\n\n```python\nprint('hi')\n```\n")
+    window.store.add_message(chat, "user", question)
+    window.store.add_message(chat, "assistant", answer)
     window.select_chat(chat)
+    return window
+
+
+def test_code_blocks_render_with_a_copy_link(qtbot, tmp_path) -> None:
+    window = window_with_exchange(qtbot, tmp_path, "Show me code", "Here:\n\n```python\nprint('hi')\n```\n")
     assert "Copy" in window.transcript.toPlainText()
     window._on_link(QUrl("copy:0"))
     assert QGuiApplication.clipboard().text() == "print('hi')\n"
 
 
 def test_export_chat_to_markdown(qtbot, tmp_path) -> None:
-    window = open_window(qtbot, tmp_path / "chats.sqlite3", None)
-    chat = window.new_chat()
-    window.store.add_message(chat, "user", "Hi")
-    window.store.add_message(chat, "assistant", "Hello!")
-    window.select_chat(chat)
+    window = window_with_exchange(qtbot, tmp_path, "Hi", "Hello!")
     window.export_markdown(tmp_path / "chat.md")
     assert (tmp_path / "chat.md").read_text() == "**You:**\n\nHi\n\n**Assistant:**\n\nHello!\n"
 
