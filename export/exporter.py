@@ -97,23 +97,32 @@ def _remove_stale_staging(out: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def _work_dtype(params: int) -> str:
+    """Precision of work copies and PyTorch references: fp32 for small models, bf16 (half the memory) above."""
+    return "float32" if params < _SMALL_MODEL else "bfloat16"
+
+
+def _work_copy_bytes(params: int) -> int:
+    return params * (4 if _work_dtype(params) == "float32" else 2)
+
+
 def _prepare(source: Source, request: ExportRequest, work: Path, log: Log):
     """Preflight, disk check, and the Hugging Face folder to convert; also the validation reference factory."""
     if source.kind == "gguf":
         arch, params = inspect_gguf(source.path)
-        work_bytes = params * (4 if params < _SMALL_MODEL else 2)
-        check_disk(work.parent, estimate_export_bytes(params, 0, request.quant.weight_format, work_bytes))
+        check_disk(work.parent, estimate_export_bytes(params, 0, request.quant.weight_format,
+                                                      _work_copy_bytes(params)))
         log(f"      GGUF {arch}, {params / 1e6:.0f}M parameters: dequantizing")
         from export.gguf_source import gguf_to_hf
 
-        gguf_to_hf(source.path, work, "float32" if params < _SMALL_MODEL else "bfloat16")
+        gguf_to_hf(source.path, work, _work_dtype(params))
         facts = {"model_type": arch, "route": "gguf", "param_count": params}
         return work, facts, lambda: _hf_reference(work, params)
 
     model = inspect_folder(source.path, request.trust_remote_code)
     route = model.route.kind
     params = model.param_count
-    work_bytes = params * 4 if route == "minicpm-fold" else 0
+    work_bytes = _work_copy_bytes(params) if route == "minicpm-fold" else 0
     check_disk(work.parent, estimate_export_bytes(params, model.embedding_params, request.quant.weight_format,
                                                   work_bytes))
     facts = {"model_type": model.route.model_type, "route": route, "param_count": params,
@@ -129,7 +138,7 @@ def _prepare(source: Source, request: ExportRequest, work: Path, log: Log):
         facts["attention"] = "dense"
         if model.config.get("sparse_config"):
             facts["sparse_config"] = model.config["sparse_config"]
-        dtype = torch.float32 if params < _SMALL_MODEL else torch.bfloat16
+        dtype = getattr(torch, _work_dtype(params))
         log("      folding MiniCPM's muP scales into a Llama-format checkpoint")
         fold_to_llama(source.path, work, dtype)
 
@@ -146,8 +155,8 @@ def _hf_reference(folder: Path, params: int, trust_remote_code: bool = False):
     import torch
     from transformers import AutoModelForCausalLM
 
-    dtype = torch.float32 if params < _SMALL_MODEL else torch.bfloat16
-    return AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, trust_remote_code=trust_remote_code).eval()
+    return AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, _work_dtype(params)),
+                                                trust_remote_code=trust_remote_code).eval()
 
 
 def _validate(ir_dir: Path, hf_dir: Path, make_reference, weight_format: str):

@@ -18,8 +18,9 @@ def test_default_model_is_exported_from_the_gguf(default_model) -> None:
     assert manifest["source"]["path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
     assert len(manifest["source"]["sha256"]) == 64
     assert manifest["quantization"]["weight_format"] == "int4"
-    assert manifest["quantization"]["awq"] and manifest["quantization"]["scale_estimation"]
-    assert manifest["validation"]["top1_agreement"] >= 0.70  # AWQ + scale estimation (plain int4 g128: 69 %)
+    assert manifest["quantization"]["awq"] and manifest["quantization"]["sym"]
+    assert manifest["quantization"]["group_size"] == 64
+    assert manifest["validation"]["top1_agreement"] >= 0.70  # data-free AWQ g64 sym (plain int4 g128: 69 %)
     assert manifest["architecture"]["route"] == "gguf"
     assert manifest["validation"]["passed"] and manifest["validation"]["tokenizer_match"]
 
