@@ -41,9 +41,9 @@ def thinking_model() -> Path:
 class Shooter(QObject):
     """Lives on the UI thread; grabs the window at the first reasoning delta that mentions a step."""
 
-    def __init__(self, window: MainWindow, app: QApplication) -> None:
+    def __init__(self, window: MainWindow) -> None:
         super().__init__()
-        self.window, self.app, self.done = window, app, False
+        self.window, self.done = window, False
 
     @Slot(str, str)
     def on_delta(self, kind: str, _text: str) -> None:
@@ -63,7 +63,7 @@ def main() -> int:
     window = MainWindow(store, ensure_default_model(), settings=GenerationSettings(max_new_tokens=160))
     window.resize(1280, 820)
     window.show()
-    shooter = Shooter(window, app)
+    shooter = Shooter(window)
     steps = iter(["code", "switch", "think", "quit"])
 
     def next_step() -> None:
