@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow models that ship their own Python code to run it")
     parser.add_argument("--force", action="store_true", help="replace a non-empty OUT")
+    parser.add_argument("--task", choices=("text-generation", "embedding"), default="text-generation",
+                        help="text-generation (chat models, default) or embedding (sentence encoders for documents)")
     return parser
 
 
@@ -48,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
 
     request = ExportRequest(args.source, args.out, quant, args.trust_remote_code, args.force, args.revision)
     try:
-        run_export(request)
+        if args.task == "embedding":
+            from export.embedding import run_embedding_export
+
+            run_embedding_export(Path(args.source), args.out, quant, args.force)
+        else:
+            run_export(request)
     except ExportError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
