@@ -29,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
         think.add_argument("--think", dest="think", action="store_true", default=None,
                            help="reason before answering (models with hybrid thinking)")
         think.add_argument("--no-think", dest="think", action="store_false", help="answer without reasoning")
+    ask.add_argument("--docs", action="store_true", help="answer from your documents, with sources (cpmdesk docs add)")
     sub.add_parser("prepare", help="build the embedded default model if it is not there yet")
+    from app.docs.cli import add_docs_parser
+
+    add_docs_parser(sub)
     return parser
 
 
@@ -108,7 +112,22 @@ def _ask(args: argparse.Namespace) -> int:
     from app.engine import Conversation
 
     engine = _engine(args)
+    if args.docs:
+        return _ask_docs(engine, args)
     _turn(engine, Conversation(system=args.system), args.prompt, args)
+    return 0
+
+
+def _ask_docs(engine, args: argparse.Namespace) -> int:
+    from app.docs.cli import ask_documents, format_sources
+    from app.engine import GenerationSettings
+
+    answer = ask_documents(engine, args.prompt, args.system, GenerationSettings(max_new_tokens=args.max_new_tokens),
+                           args.think, _TerminalPrinter(), threading.Event())
+    sys.stdout.write("\n")
+    sources = format_sources(answer)
+    if sources:
+        print(sources)
     return 0
 
 
@@ -161,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             return _ask(args)
         if args.command == "chat":
             return _chat(args)
+        if args.command == "docs":
+            from app.docs.cli import run_docs
+
+            return run_docs(args)
         if args.command == "prepare":
             print(_model_folder(None))
             return 0

@@ -1,0 +1,119 @@
+"""`cpmdesk docs add PATH…`, `cpmdesk docs list`, `cpmdesk docs remove PATH…`, and `cpmdesk ask --docs`."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from app.paths import data_dir
+
+DOCS_DB = "docs.sqlite3"
+
+
+def docs_db_path() -> Path:
+    """The document index, beside the chats in the data folder."""
+    return data_dir() / DOCS_DB
+
+
+def add_docs_parser(sub) -> None:
+    """The `docs` subcommand and its actions."""
+    docs = sub.add_parser("docs", help="your documents: add files or folders to the index, list them")
+    actions = docs.add_subparsers(dest="docs_command", required=True)
+    add = actions.add_parser("add", help="index files and folders (PDF, TXT, MD, DOCX, HTML); resumes earlier work")
+    add.add_argument("paths", nargs="*", type=Path, help="files or folders (none: finish what an earlier run left)")
+    actions.add_parser("list", help="the indexed files and why any were skipped")
+    remove = actions.add_parser("remove", help="forget files (their passages leave the index)")
+    remove.add_argument("paths", nargs="+", type=Path)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def run_docs(args: argparse.Namespace) -> int:
+    """Carry out a `docs` action; returns the exit code."""
+    from app.docs.embedder import load_embedder
+    from app.docs.indexer import Indexer
+    from app.docs.store import DocStore
+
+    store = DocStore(docs_db_path())
+    try:
+        if args.docs_command == "list":
+            return _list(store)
+        if args.docs_command == "remove":
+            for path in args.paths:
+                found = store.remove(str(path.expanduser().resolve()))
+                print(f"{'removed' if found else 'not in the index'}: {path}")
+            return 0
+        indexer = Indexer(store, lambda: load_embedder(log=_log))
+        cancel = threading.Event()
+        previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C: stop after the current file
+        try:
+            report = indexer.run(args.paths, lambda p: _progress(p), cancel)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        _log("")
+        for path in report.missing:
+            print(f"missing: {path} (no such file or folder)")
+        for path, reason in report.skipped:
+            print(f"skipped: {path}: {reason}")
+        print(f"{len(report.indexed)} indexed ({report.pages} pages, {report.chunks} passages), "
+              f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped in {report.seconds:.1f} s"
+              + (" - cancelled; run `cpmdesk docs add` to finish" if report.cancelled else ""))
+        return 130 if report.cancelled else 0
+    finally:
+        store.close()
+
+
+def _progress(progress) -> None:
+    if progress.total and progress.path:
+        sys.stderr.write(f"\r[{progress.done + 1}/{progress.total}] {Path(progress.path).name[:60]:<60}")
+        sys.stderr.flush()
+
+
+def _list(store) -> int:
+    files = store.files()
+    if not files:
+        print("No documents yet: cpmdesk docs add PATH…")
+        return 0
+    for row in files:
+        state = "pending" if row.pending else row.status
+        detail = f"{row.pages} pages, {row.chunks} passages" if row.status == "indexed" else row.message
+        print(f"{state:8} {row.path}  ({detail})" if detail else f"{state:8} {row.path}")
+    return 0
+
+
+def ask_documents(engine, question: str, system: str, settings, think, on_delta, cancel) -> tuple:
+    """`cpmdesk ask --docs`: the answer from the documents, and the sources to print under it."""
+    from app.docs.answer import answer_from_documents
+    from app.docs.embedder import load_embedder
+    from app.docs.store import DocStore
+    from app.engine import Conversation, Message
+
+    store = DocStore(docs_db_path())
+    try:
+        if store.chunk_count() == 0:
+            raise SystemExit("error: no documents indexed yet; add some with: cpmdesk docs add PATH…")
+        embedder = load_embedder(log=_log)
+        conversation = Conversation(system, [Message("user", question)])
+        return answer_from_documents(engine, store, embedder, conversation, settings, think, on_delta, cancel)
+    finally:
+        store.close()
+
+
+def format_sources(answer) -> str:
+    """The numbered sources under an answer, saying which ones the answer rests on."""
+    if not answer.passages:
+        return ""
+    lines = []
+    cited = {c.passage.n: c for c in answer.citations}
+    for entry in answer.sources_metadata():
+        citation = cited.get(entry["n"])
+        how = ("cited and quoted" if citation.cited and citation.matched else "quoted" if citation.matched
+               else "cited") if citation else "given to the model"
+        place = Path(entry["path"]).name + (f", page {entry['page']}" if entry["page"] is not None else "")
+        lines.append(f"[{entry['n']}] {place} ({how}): {entry['text'][:100]}…")
+    return "Sources:\n" + "\n".join(lines)
