@@ -26,6 +26,7 @@ from app.engine.devices import available_devices
 from app.gui.appearance import apply_language, apply_theme, is_dark
 from app.gui.chat_list import ChatList
 from app.gui.composer import Composer
+from app.gui.docs_mode import DocsMode
 from app.gui.markdown_render import MarkdownRenderer
 from app.gui.model_manager import ModelManager
 from app.gui.settings_dialog import SettingsDialog
@@ -62,6 +63,7 @@ class MainWindow(QMainWindow):
         self._dirty = False
         self.threads = Threads()
         self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
+        self.docs = DocsMode(self, store.path.parent / "docs.sqlite3")
         self._build()
         self._render_timer = QTimer(self, interval=RENDER_INTERVAL_MS)
         self._render_timer.timeout.connect(self._render_if_dirty)
@@ -95,6 +97,7 @@ class MainWindow(QMainWindow):
         self.send_button.clicked.connect(self._send_or_stop)
         controls = QHBoxLayout()
         controls.addWidget(self.think_toggle)
+        controls.addWidget(self.docs.toggle)
         controls.addStretch(1)
         controls.addWidget(self.send_button)
         right = QWidget()
@@ -118,7 +121,7 @@ class MainWindow(QMainWindow):
         models = QAction(self.tr("Models…"), self)
         models.triggered.connect(self.open_models)
         menu = self.menuBar().addMenu(self.tr("&Chat"))
-        for action in (export, models, settings):
+        for action in (export, models, self.docs.action, settings):
             menu.addAction(action)
         self._set_ready(False)
 
@@ -252,7 +255,9 @@ class MainWindow(QMainWindow):
         think = switch if switch is not None else (self.think_toggle.isChecked()
                                                    if self.engine.supports_thinking else None)
         conversation = self.store.conversation(self.chat_id)
-        worker = GenerationWorker(self.engine, self.store, self.chat_id, conversation, self.settings, think)
+        worker = (self.docs.worker(self.engine, self.chat_id, conversation, self.settings, think)
+                  if self.docs.enabled else
+                  GenerationWorker(self.engine, self.store, self.chat_id, conversation, self.settings, think))
         self.worker = worker
         self._streaming = MessageView(worker.message_id, "assistant", "", status="streaming", thinking_open=True)
         worker.delta.connect(self._on_delta)
@@ -311,7 +316,7 @@ class MainWindow(QMainWindow):
                 continue
             thinking = message.metrics.get("thinking_s")
             views.append(MessageView(message.id, message.role, message.content, message.reasoning, message.status,
-                                     thinking, message.id in self._open_thinking))
+                                     thinking, message.id in self._open_thinking, message.metrics.get("sources")))
         return views
 
     def _render_if_dirty(self) -> None:
@@ -346,6 +351,8 @@ class MainWindow(QMainWindow):
             self.regenerate()
         elif action == "edit":
             self.edit_message(int(arg))
+        elif action == "source":
+            self.docs.open_source(self.store.messages(self.chat_id), arg)
 
     # ---------------------------------------------------------------- settings and models
 
@@ -420,6 +427,7 @@ class MainWindow(QMainWindow):
         """Stop a streaming answer before closing (it is stored as 'stopped') and let the workers end."""
         if self.worker is not None:
             self.worker.cancel.set()
+        self.docs.cancel()
         self.threads.wait_all()
         super().closeEvent(event)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from app.gui.docs_html import link_markers, sources_html
 from app.gui.markdown_render import MarkdownRenderer
 
 STATUS_NOTES = {"stopped": "Stopped", "interrupted": "Interrupted: the app closed while answering",
@@ -22,6 +23,7 @@ class MessageView:
     status: str = "done"
     thinking_s: float | None = None  # how long the model reasoned
     thinking_open: bool = False
+    sources: list[dict] | None = None  # Documents mode: the passages behind the answer
 
 
 def transcript_html(messages: list[MessageView], renderer: MarkdownRenderer) -> tuple[str, list[str]]:
@@ -41,7 +43,10 @@ def transcript_html(messages: list[MessageView], renderer: MarkdownRenderer) -> 
             parts.append(_thinking_html(message))
         rendered = renderer.render(message.content, len(code))
         code += rendered.code_blocks
-        parts.append(rendered.html or "<p><i>…</i></p>")
+        body = rendered.html or "<p><i>…</i></p>"
+        parts.append(link_markers(body, message.id, message.sources) if message.sources else body)
+        if message.sources is not None:
+            parts.append(sources_html(message.id, message.sources))
         links = [f'<a href="copymsg:{message.id}">Copy</a>']
         if message.id == last_assistant and message.status != "streaming":
             links.append('<a href="regenerate:">Regenerate</a>')

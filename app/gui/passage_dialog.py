@@ -1,0 +1,38 @@
+"""A cited passage: which file, which page, its text, and a button that opens the file."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+
+from app.gui.docs_html import place
+
+
+class PassageDialog(QDialog):
+    """Shows one source of an answer."""
+
+    def __init__(self, source: dict, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source = source
+        self.setWindowTitle(f"[{source['n']}] {place(source)}")
+        self.resize(560, 360)
+        self.place_label = QLabel(f"<b>[{source['n']}] {html.escape(place(source))}</b><br>"
+                                  f"<small>{html.escape(source['path'])}</small>")
+        self.text = QTextBrowser()
+        self.text.setPlainText(source["text"])
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        self.open_button = QPushButton(self.tr("Open file"))
+        self.open_button.clicked.connect(self.open_file)
+        buttons.addButton(self.open_button, QDialogButtonBox.ButtonRole.ActionRole)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.place_label)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(buttons)
+
+    def open_file(self) -> bool:
+        """Open the document in the system's viewer."""
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(self.source["path"]))
