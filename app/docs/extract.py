@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from app.docs.formats import MAX_FILE_BYTES, DocumentError, kind_of
 from app.docs.html_text import html_blocks
 
 _SNIFF_BYTES = 65536
+logging.getLogger("pypdf").setLevel(logging.ERROR)  # damaged PDFs are reported once, as a skip reason
 
 
 @dataclass(frozen=True)
