@@ -81,7 +81,8 @@ def _list(store) -> int:
         return 0
     for row in files:
         state = "pending" if row.pending else row.status
-        detail = f"{row.pages} pages, {row.chunks} passages" if row.status == "indexed" else row.message
+        pages = f"{row.pages} pages, " if row.path.lower().endswith(".pdf") else ""
+        detail = f"{pages}{row.chunks} passages" if row.status == "indexed" else row.message
         print(f"{state:8} {row.path}  ({detail})" if detail else f"{state:8} {row.path}")
     return 0
 

@@ -42,7 +42,7 @@ class DocumentsDialog(QDialog):
         self._queued: list[Path] = []
         self.last_report = None
         self.setWindowTitle(self.tr("Documents"))
-        self.resize(760, 420)
+        self.resize(760, 480)
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels([self.tr("File"), self.tr("Status"), self.tr("Details")])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -86,7 +86,8 @@ class DocumentsDialog(QDialog):
         for row, file in enumerate(files):
             status = "queued" if file.pending else {"indexed": "indexed", "skipped": "skipped"}.get(file.status, "new")
             done = file.status == "indexed" and not file.pending
-            details = f"{file.pages} page(s), {file.chunks} passage(s)" if done else file.message
+            pages = f"{file.pages} page(s), " if file.path.lower().endswith(".pdf") else ""
+            details = f"{pages}{file.chunks} passage(s)" if done else file.message
             for column, text in enumerate((Path(file.path).name, status, details)):
                 item = QTableWidgetItem(text)
                 item.setToolTip(file.path if column == 0 else text)
