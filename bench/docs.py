@@ -130,7 +130,7 @@ def query_latency(store, embedder, label: str, repeats: int) -> None:
           "vector_share": round(statistics.median(vectors) / statistics.median(totals), 3)})
 
 
-def embed_batches(embedder, sizes: tuple[int, ...] = (1, 8, 16, 32)) -> None:
+def embed_batches(embedder, sizes: tuple[int, ...] = (1, 4, 8, 16, 32)) -> None:
     """Texts per inference call, side by side on the same 192 chunk-sized texts (ratio to the default)."""
     from app.docs import embedder as module
 
