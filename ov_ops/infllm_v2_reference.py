@@ -71,7 +71,7 @@ def infllm_v2_attention(q: np.ndarray, K: np.ndarray, V: np.ndarray, p0: int, cf
     N, Hk, _ = K.shape
     G = Hq // Hk
     scale = D ** -0.5 if scale is None else scale
-    if 0 < cfg.dense_len and N < cfg.dense_len:
+    if cfg.dense_len > N:  # dense_len <= 0: always sparse
         return dense_causal_attention(q, K, V, p0, scale)
     C1 = compress(K, cfg.kernel_size, cfg.kernel_stride)
     C2 = compress(K, 4 * cfg.kernel_size, 4 * cfg.kernel_stride)

@@ -219,8 +219,13 @@ void attend(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& 
             for (size_t t = 0; t < tiles; ++t) tile_scores(sc.q.data(), M, D, gs.K.tile(a / 16 + t), s + t * 16, kPiece);
             for (size_t h = 0; h < M; ++h) {
                 float* row = s + h * kPiece;
+                for (size_t k = n; k < tiles * 16; ++k) row[k] = kNegInf;
+                V16 vmx = V16::set1(kNegInf);
+                for (size_t t = 0; t < tiles; ++t) vmx = V16::max(vmx, V16::load(row + t * 16));
+                alignas(64) float lanes[16];
+                vmx.store(lanes);
                 float mx = kNegInf;
-                for (size_t k = 0; k < n; ++k) mx = std::max(mx, row[k]);
+                for (float e : lanes) mx = std::max(mx, e);
                 const float mnew = std::max(sc.m[h], mx);
                 if (sc.m[h] != kNegInf && sc.m[h] != mnew) {
                     const float corr = std::exp(sc.m[h] - mnew);
