@@ -33,8 +33,8 @@ DEFAULT_MODEL = REPO / ".cache" / "bench" / "minicpm4-0.5b-shaped-int4"
 
 def sparse_folder(dense: Path, config: dict) -> Path:
     """The dense IR folder copied and rewritten with the sparse op (cached beside it, keyed by the config)."""
-    from export.manifest import read_manifest, write_manifest
-    from export.sparse_attention import apply_to_folder
+    from export.manifest import read_manifest
+    from export.sparse_attention import add_to_export_folder
     from ov_ops.sparse_config import SparseAttentionConfig
 
     cfg = SparseAttentionConfig.from_dict(config)
@@ -44,10 +44,7 @@ def sparse_folder(dense: Path, config: dict) -> Path:
         return out
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(dense, out)
-    entry = apply_to_folder(out, cfg)
-    manifest = read_manifest(out) or {}
-    manifest.pop("format_version", None)
-    write_manifest(out, {**manifest, "sparse_attention": entry})
+    add_to_export_folder(out, cfg)
     return out
 
 

@@ -127,3 +127,67 @@ def resolve_config(model_sparse_config: dict | None, requested: bool | dict | No
     if isinstance(requested, dict):
         values.update(requested)
     return SparseAttentionConfig.from_dict(values)
+
+
+def apply_for_export(ir_dir: Path, model_sparse_config: dict | None, requested: bool | dict | None,
+                     log=print) -> dict | None:
+    """The exporter's step: rewrite the IR when sparse attention is on; returns the manifest entry or None."""
+    from export.errors import ExportError
+    from ov_ops.build import OpsBuildError
+    from ov_ops.sparse_config import SparseConfigError
+
+    try:
+        config = resolve_config(model_sparse_config, requested)
+        if config is None:
+            return None
+        log(f"      InfLLM v2 sparse attention ({config.variant}, dense below {config.dense_len} tokens)")
+        return apply_to_folder(ir_dir, config)
+    except SparseConfigError as err:
+        raise ExportError(f"Bad sparse-attention config: {err}") from err
+    except OpsBuildError as err:
+        raise ExportError(f"{err}; or export without sparse attention (--no-sparse-attention)") from err
+    except SparseAttentionPassError as err:
+        raise ExportError(f"Cannot add sparse attention: {err}; export with --no-sparse-attention") from err
+
+
+def parse_sparse_option(value: str | None) -> bool | dict | None:
+    """`--sparse-attention [CONFIG]`: None (flag absent) -> auto, "" -> on, JSON text or a .json file -> overrides."""
+    import json
+
+    from export.errors import ExportError
+
+    if value is None:
+        return None
+    if not value.strip():
+        return True
+    text = value
+    if not value.lstrip().startswith("{"):
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ExportError(f"--sparse-attention {value}: not JSON and no such file; pass e.g. "
+                              "'{\"variant\": \"minicpm4.1\"}' or a .json file")
+        text = path.read_text(encoding="utf-8")
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ExportError(f"--sparse-attention: invalid JSON ({err.msg} at line {err.lineno}); fix the config") from err
+    if not isinstance(overrides, dict):
+        raise ExportError("--sparse-attention: the config must be a JSON object of sparse_config keys")
+    return overrides
+
+
+def add_to_export_folder(folder: Path, config: SparseAttentionConfig) -> dict:
+    """Rewrite an existing cpmdesk export folder in place and record it in its manifest (sizes included)."""
+    from export.manifest import folder_sizes, read_manifest, write_manifest
+
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise SparseAttentionPassError(f"{folder} has no manifest.json: not a cpmdesk export")
+    if manifest.get("sparse_attention"):
+        raise SparseAttentionPassError(f"{folder} already uses sparse attention")
+    entry = apply_to_folder(folder, config)
+    manifest.pop("format_version", None)
+    manifest["sparse_attention"] = entry
+    manifest["sizes"] = folder_sizes(folder)
+    write_manifest(folder, manifest)
+    return entry
