@@ -27,7 +27,8 @@ def source_digest() -> str:
     import openvino
 
     digest = hashlib.sha1(openvino.__version__.encode())
-    for path in [SOURCE / "CMakeLists.txt", *sorted((SOURCE / "src").iterdir())]:
+    sources = sorted(p for p in (SOURCE / "src").iterdir() if p.suffix in (".cpp", ".hpp"))
+    for path in [SOURCE / "CMakeLists.txt", *sources]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:12]
 
