@@ -48,7 +48,7 @@ def sparse_folder(dense: Path, config: dict) -> Path:
     return out
 
 
-def child(variant: str, folder: Path, length: int, decode_tokens: int) -> dict:
+def child(variant: str, folder: Path, length: int, decode_tokens: int, library: str) -> dict:
     """One measurement in this process: load, prefill `length` random tokens, decode `decode_tokens`."""
     import numpy as np
     import openvino as ov
@@ -56,9 +56,7 @@ def child(variant: str, folder: Path, length: int, decode_tokens: int) -> dict:
 
     kwargs: dict = {}
     if variant == "sparse":
-        from ov_ops.build import library_path
-
-        kwargs = {"extensions": [str(library_path(build=False))], "ATTENTION_BACKEND": "SDPA"}
+        kwargs = {"extensions": [library], "ATTENTION_BACKEND": "SDPA"}
     elif variant == "sdpa":
         kwargs = {"ATTENTION_BACKEND": "SDPA"}
     start = time.perf_counter()
@@ -81,10 +79,10 @@ def child(variant: str, folder: Path, length: int, decode_tokens: int) -> dict:
             "wall_s": round(wall, 1), "first_tokens": [int(t) for t in result.tokens[0][:4]]}
 
 
-def run_child(variant: str, folder: Path, length: int, decode_tokens: int, timeout_s: float) -> dict:
+def run_child(variant: str, folder: Path, length: int, decode_tokens: int, timeout_s: float, library: str) -> dict:
     """A child process per run, so its peak RSS is that run's alone."""
     cmd = [sys.executable, __file__, "--child", variant, "--model", str(folder), "--lengths", str(length),
-           "--decode-tokens", str(decode_tokens)]
+           "--decode-tokens", str(decode_tokens), "--library", library]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -108,6 +106,13 @@ def run_child(variant: str, folder: Path, length: int, decode_tokens: int, timeo
     return row
 
 
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="dense int4 IR folder")
@@ -119,20 +124,21 @@ def main() -> int:
     parser.add_argument("--runs", help="explicit order, e.g. sparse@8192,pa@8192 (default: every length x variant)")
     parser.add_argument("--budget-min", type=float, default=40.0, help="wall-clock budget of the whole run")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--library", help=argparse.SUPPRESS)
     args = parser.parse_args()
     lengths = [int(x) for x in args.lengths.split(",")]
     if args.child:
-        print(json.dumps(child(args.child, args.model, lengths[0], args.decode_tokens)), flush=True)
+        print(json.dumps(child(args.child, args.model, lengths[0], args.decode_tokens, args.library)), flush=True)
         return 0
     from ov_ops.build import library_path
 
-    library_path()
+    library = str(library_path())
     folders = {"pa": args.model, "sdpa": args.model}
     if "sparse" in args.variants:
         folders["sparse"] = sparse_folder(args.model, json.loads(args.sparse_config))
     started = time.perf_counter()
     budget = args.budget_min * 60
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    machine = {"cpu": _cpu_name(), "cores": os.cpu_count()}
     runs = [r.split("@") for r in args.runs.split(",")] if args.runs else [
         (v, str(n)) for n in lengths for v in args.variants.split(",")]
     last: dict[str, tuple[int, float]] = {}
@@ -147,7 +153,7 @@ def main() -> int:
         if left <= 30 or predicted > left:
             row = {**base, "ok": False, "skipped": f"predicted prefill {predicted:.0f} s > {left:.0f} s left"}
         else:
-            row = {**base, **run_child(variant, folders[variant], length, args.decode_tokens, left)}
+            row = {**base, **run_child(variant, folders[variant], length, args.decode_tokens, left, library)}
             if row.get("ok"):
                 last[variant] = (length, row["prefill_s"])
         row.update(machine, load_avg_1m=round(os.getloadavg()[0], 2))

@@ -24,6 +24,7 @@ constexpr size_t kPiece = 256;  // keys per online-softmax piece (multiple of 16
 
 // ---------------------------------------------------------------- 16 float lanes
 #if defined(__AVX512F__)
+constexpr bool kWide = true;  // 32 vector registers: 8 query rows x 2 tiles of accumulators fit
 struct V16 {
     __m512 r;
     static V16 zero() { return {_mm512_setzero_ps()}; }
@@ -49,6 +50,7 @@ static void to_f16(const float* src, uint16_t* dst, size_t n) {
     for (; i < n; ++i) dst[i] = ov::float16(src[i]).to_bits();
 }
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+constexpr bool kWide = false;  // 16 ymm registers: 4 query rows of accumulators at a time
 struct V16 {
     __m256 a, b;
     static V16 zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
@@ -82,6 +84,7 @@ static void to_f16(const float* src, uint16_t* dst, size_t n) {
     for (; i < n; ++i) dst[i] = ov::float16(src[i]).to_bits();
 }
 #else
+constexpr bool kWide = false;
 struct V16 {
     float x[16];
     static V16 zero() { V16 r; for (auto& e : r.x) e = 0.f; return r; }
@@ -160,13 +163,52 @@ inline void tile_scores_m(const float* q, size_t D, const KT* tile, float* out, 
     for (int i = 0; i < MH; ++i) acc[i].store(out + i * ostride);
 }
 
+// The same for two consecutive tiles (32 keys): one broadcast of q feeds two FMAs.
+template <int MH, class KT>
+inline void tile2_scores_m(const float* q, size_t D, const KT* tile, float* out, size_t ostride) {
+    V16 a[MH], b[MH];
+    for (int i = 0; i < MH; ++i) a[i] = b[i] = V16::zero();
+    const KT* next = tile + D * 16;
+    for (size_t d = 0; d < D; ++d) {
+        const V16 k0 = V16::load(tile + d * 16), k1 = V16::load(next + d * 16);
+        for (int i = 0; i < MH; ++i) {
+            const V16 qq = V16::set1(q[i * D + d]);
+            a[i] = V16::fma(qq, k0, a[i]);
+            b[i] = V16::fma(qq, k1, b[i]);
+        }
+    }
+    for (int i = 0; i < MH; ++i) {
+        a[i].store(out + i * ostride);
+        b[i].store(out + i * ostride + 16);
+    }
+}
+
 template <class KT>
 inline void tile_scores(const float* q, size_t M, size_t D, const KT* tile, float* out, size_t ostride) {
     size_t h = 0;
-    for (; h + 8 <= M; h += 8) tile_scores_m<8>(q + h * D, D, tile, out + h * ostride, ostride);
+    if (kWide)
+        for (; h + 8 <= M; h += 8) tile_scores_m<8>(q + h * D, D, tile, out + h * ostride, ostride);
     for (; h + 4 <= M; h += 4) tile_scores_m<4>(q + h * D, D, tile, out + h * ostride, ostride);
     for (; h + 2 <= M; h += 2) tile_scores_m<2>(q + h * D, D, tile, out + h * ostride, ostride);
     for (; h < M; ++h) tile_scores_m<1>(q + h * D, D, tile, out + h * ostride, ostride);
+}
+
+// Scores of M rows against `tiles` consecutive tiles starting at `tile`, written at out[i*ostride + 16*t + l].
+template <class KT>
+inline void tiles_scores(const float* q, size_t M, size_t D, const KT* tile, size_t tiles, float* out,
+                         size_t ostride) {
+    size_t t = 0;
+    if (kWide)
+        for (; t + 2 <= tiles; t += 2) {
+            size_t h = 0;
+            for (; h + 8 <= M; h += 8)
+                tile2_scores_m<8>(q + h * D, D, tile + t * D * 16, out + h * ostride + t * 16, ostride);
+            for (; h + 4 <= M; h += 4)
+                tile2_scores_m<4>(q + h * D, D, tile + t * D * 16, out + h * ostride + t * 16, ostride);
+            for (; h < M; ++h)
+                tile2_scores_m<1>(q + h * D, D, tile + t * D * 16, out + h * ostride + t * 16, ostride);
+        }
+    for (; t < tiles; ++t) tile_scores(q, M, D, tile + t * D * 16, out + t * 16, ostride);
 }
 
 // acc[i][:] += sum_k p[i][k] * V[k][:] for MH rows over nk keys.
@@ -183,9 +225,38 @@ inline void pv_m(const float* p, size_t pstride, size_t nk, const uint16_t* V, s
     }
 }
 
+// Two 16-lane column chunks at a time: one broadcast of p feeds two FMAs.
+template <int MH>
+inline void pv2_m(const float* p, size_t pstride, size_t nk, const uint16_t* V, size_t D, float* acc) {
+    for (size_t d0 = 0; d0 < D; d0 += 32) {
+        V16 a[MH], b[MH];
+        for (int i = 0; i < MH; ++i) {
+            a[i] = V16::load(acc + i * D + d0);
+            b[i] = V16::load(acc + i * D + d0 + 16);
+        }
+        for (size_t k = 0; k < nk; ++k) {
+            const V16 v0 = V16::load(V + k * D + d0), v1 = V16::load(V + k * D + d0 + 16);
+            for (int i = 0; i < MH; ++i) {
+                const V16 w = V16::set1(p[i * pstride + k]);
+                a[i] = V16::fma(w, v0, a[i]);
+                b[i] = V16::fma(w, v1, b[i]);
+            }
+        }
+        for (int i = 0; i < MH; ++i) {
+            a[i].store(acc + i * D + d0);
+            b[i].store(acc + i * D + d0 + 16);
+        }
+    }
+}
+
 inline void pv(const float* p, size_t M, size_t pstride, size_t nk, const uint16_t* V, size_t D, float* acc) {
     size_t h = 0;
-    for (; h + 8 <= M; h += 8) pv_m<8>(p + h * pstride, pstride, nk, V, D, acc + h * D);
+    if (kWide && D % 32 == 0) {
+        for (; h + 8 <= M; h += 8) pv2_m<8>(p + h * pstride, pstride, nk, V, D, acc + h * D);
+        for (; h + 4 <= M; h += 4) pv2_m<4>(p + h * pstride, pstride, nk, V, D, acc + h * D);
+        for (; h < M; ++h) pv2_m<1>(p + h * pstride, pstride, nk, V, D, acc + h * D);
+        return;
+    }
     for (; h + 4 <= M; h += 4) pv_m<4>(p + h * pstride, pstride, nk, V, D, acc + h * D);
     for (; h + 2 <= M; h += 2) pv_m<2>(p + h * pstride, pstride, nk, V, D, acc + h * D);
     for (; h < M; ++h) pv_m<1>(p + h * pstride, pstride, nk, V, D, acc + h * D);
@@ -216,7 +287,7 @@ void attend(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& 
     for (const auto& r : ranges) {
         for (size_t a = r.first; a < r.second; a += kPiece) {
             const size_t n = std::min(kPiece, r.second - a), tiles = (n + 15) / 16;
-            for (size_t t = 0; t < tiles; ++t) tile_scores(sc.q.data(), M, D, gs.K.tile(a / 16 + t), s + t * 16, kPiece);
+            tiles_scores(sc.q.data(), M, D, gs.K.tile(a / 16), tiles, s, kPiece);
             for (size_t h = 0; h < M; ++h) {
                 float* row = s + h * kPiece;
                 for (size_t k = n; k < tiles * 16; ++k) row[k] = kNegInf;
@@ -262,15 +333,14 @@ void select_blocks(const InfLLMConfig& cfg, const GroupState& gs, size_t M, size
     if (vis1 > 0) {
         const size_t fs = round16(vis1);
         sc.f.resize(M * fs);
-        for (size_t t = 0; t < fs / 16; ++t) tile_scores(sc.q.data(), M, D, gs.C1.tile(t), sc.f.data() + t * 16, fs);
+        tiles_scores(sc.q.data(), M, D, gs.C1.tile(0), fs / 16, sc.f.data(), fs);
         std::vector<float> lse(M, kNegInf);
         if (cfg.lse == "coarse") {
             const size_t vis2 = std::min(n2, windows(p + 1, 4 * ks, 4 * st));
             if (vis2 > 0) {
                 const size_t f2s = round16(vis2);
                 sc.f2.resize(M * f2s);
-                for (size_t t = 0; t < f2s / 16; ++t)
-                    tile_scores(sc.q.data(), M, D, gs.C2.tile(t), sc.f2.data() + t * 16, f2s);
+                tiles_scores(sc.q.data(), M, D, gs.C2.tile(0), f2s / 16, sc.f2.data(), f2s);
                 for (size_t h = 0; h < M; ++h) lse[h] = log_sum_exp(sc.f2.data() + h * f2s, vis2);
             }
         } else {
