@@ -276,9 +276,9 @@ struct Scratch {
     std::vector<Range> ranges;
 };
 
-// Exact softmax attention of M prescaled query rows over the keys in `ranges` (starts are multiples of 16).
-void attend(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& ranges, Scratch& sc, float* out,
-            size_t out_stride) {
+// Online-softmax state of M prescaled query rows over the keys in `ranges` (starts are multiples of 16):
+// running max sc.m, sum sc.l and unnormalised output sc.acc.
+void attend_partial(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& ranges, Scratch& sc) {
     sc.s.resize(M * kPiece);
     sc.acc.assign(M * D, 0.f);
     sc.m.assign(M, kNegInf);
@@ -309,10 +309,39 @@ void attend(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& 
             pv(s, M, kPiece, n, gs.V.data() + a * D, D, sc.acc.data());
         }
     }
+}
+
+// Exact softmax attention of M prescaled query rows over the keys in `ranges`.
+void attend(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& ranges, Scratch& sc, float* out,
+            size_t out_stride) {
+    attend_partial(gs, M, D, ranges, sc);
     for (size_t h = 0; h < M; ++h) {
         const float inv = 1.f / sc.l[h];
         for (size_t d = 0; d < D; ++d) out[h * out_stride + d] = sc.acc[h * D + d] * inv;
     }
+}
+
+// Cut `ranges` into about `pieces` parts of at least 256 keys (cuts stay multiples of 16 inside a range).
+std::vector<std::vector<Range>> split_ranges(const std::vector<Range>& ranges, size_t pieces) {
+    size_t total = 0;
+    for (const auto& r : ranges) total += r.second - r.first;
+    const size_t target = std::max<size_t>(256, round16((total + pieces - 1) / std::max<size_t>(pieces, 1)));
+    std::vector<std::vector<Range>> out(1);
+    size_t filled = 0;
+    for (const auto& r : ranges) {
+        size_t a = r.first;
+        while (a < r.second) {
+            if (filled == target) {
+                out.emplace_back();
+                filled = 0;
+            }
+            const size_t take = std::min(r.second - a, target - filled);
+            out.back().emplace_back(a, a + take);
+            a += take;
+            filled += take;
+        }
+    }
+    return out;
 }
 
 float log_sum_exp(float* row, size_t n) {  // destroys row
@@ -482,27 +511,79 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
     const bool dense = cfg.dense_len > 0 && N < static_cast<size_t>(cfg.dense_len);
     const float scale = cfg.scale > 0.f ? cfg.scale : 1.f / std::sqrt(static_cast<float>(D));
     const size_t threads = static_cast<size_t>(std::max(1, parallel_get_max_threads()));
-    const size_t chunk = std::max<size_t>(1, std::min<size_t>(16, T / (threads * 8)));
-    const size_t chunks = (T + chunk - 1) / chunk;
     const size_t n1 = n1_, n2 = n2_;
-    ov::parallel_for2d(Hk, chunks, [&](size_t g, size_t c) {
-        Scratch sc;
+    auto load_q = [&](Scratch& sc, size_t g, size_t t) {
         sc.q.resize(G * D);
-        const GroupState& gs = groups_[g];
-        for (size_t t = c * chunk; t < std::min(T, (c + 1) * chunk); ++t) {
-            const size_t p = p0 + t;
-            for (size_t i = 0; i < G; ++i) {
-                const float* src = q + ((g * G + i) * T + t) * D;
-                for (size_t d = 0; d < D; ++d) sc.q[i * D + d] = src[d] * scale;
-            }
-            if (dense) {
-                sc.ranges.assign(1, Range{0, p + 1});
-            } else {
-                select_blocks(cfg, gs, G, D, p, N, n1, n2, sc);
-            }
-            attend(gs, G, D, sc.ranges, sc, out + ((g * G) * T + t) * D, T * D);
+        for (size_t i = 0; i < G; ++i) {
+            const float* src = q + ((g * G + i) * T + t) * D;
+            for (size_t d = 0; d < D; ++d) sc.q[i * D + d] = src[d] * scale;
         }
+    };
+    auto pick = [&](Scratch& sc, size_t g, size_t p) {
+        if (dense) sc.ranges.assign(1, Range{0, p + 1});
+        else select_blocks(cfg, groups_[g], G, D, p, N, n1, n2, sc);
+    };
+    if (T * Hk >= 4 * threads) {  // prefill: one task per (KV head, chunk of query tokens)
+        const size_t chunk = std::max<size_t>(1, std::min<size_t>(16, T / (threads * 8)));
+        const size_t chunks = (T + chunk - 1) / chunk;
+        ov::parallel_for2d(Hk, chunks, [&](size_t g, size_t c) {
+            Scratch sc;
+            for (size_t t = c * chunk; t < std::min(T, (c + 1) * chunk); ++t) {
+                load_q(sc, g, t);
+                pick(sc, g, p0 + t);
+                attend(groups_[g], G, D, sc.ranges, sc, out + ((g * G) * T + t) * D, T * D);
+            }
+        });
+        return;
+    }
+    // decode: select per (KV head, token), then split the picked keys over all threads and merge the partial
+    // softmax states, so every core works even with 2 KV heads
+    std::vector<std::vector<Range>> picked(Hk * T);
+    ov::parallel_for2d(Hk, T, [&](size_t g, size_t t) {
+        Scratch sc;
+        load_q(sc, g, t);
+        pick(sc, g, p0 + t);
+        picked[g * T + t] = sc.ranges;
     });
+    struct Item {
+        size_t g, t;
+        std::vector<Range> ranges;
+        std::vector<float> m, l, acc;
+    };
+    std::vector<Item> items;
+    const size_t pieces = std::max<size_t>(1, 2 * threads / std::max<size_t>(1, Hk * T));
+    for (size_t g = 0; g < Hk; ++g)
+        for (size_t t = 0; t < T; ++t)
+            for (auto& part : split_ranges(picked[g * T + t], pieces)) items.push_back({g, t, std::move(part), {}, {}, {}});
+    ov::parallel_for(items.size(), [&](size_t i) {
+        Item& it = items[i];
+        Scratch sc;
+        load_q(sc, it.g, it.t);
+        attend_partial(groups_[it.g], G, D, it.ranges, sc);
+        it.m = std::move(sc.m);
+        it.l = std::move(sc.l);
+        it.acc = std::move(sc.acc);
+    });
+    size_t i = 0;
+    for (size_t g = 0; g < Hk; ++g)
+        for (size_t t = 0; t < T; ++t) {
+            size_t j = i;
+            while (j < items.size() && items[j].g == g && items[j].t == t) ++j;
+            for (size_t h = 0; h < G; ++h) {
+                float mx = kNegInf, l = 0.f;
+                for (size_t k = i; k < j; ++k) mx = std::max(mx, items[k].m[h]);
+                float* o = out + ((g * G + h) * T + t) * D;
+                std::fill(o, o + D, 0.f);
+                for (size_t k = i; k < j; ++k) {
+                    if (items[k].m[h] == kNegInf) continue;
+                    const float w = std::exp(items[k].m[h] - mx);
+                    l += items[k].l[h] * w;
+                    for (size_t d = 0; d < D; ++d) o[d] += items[k].acc[h * D + d] * w;
+                }
+                for (size_t d = 0; d < D; ++d) o[d] /= l;
+            }
+            i = j;
+        }
 }
 
 }  // namespace cpmdesk
