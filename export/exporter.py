@@ -82,6 +82,7 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
         sparse = apply_for_export(ir_dir, facts.get("sparse_config"), request.sparse_attention, log)
         if sparse:
             manifest["sparse_attention"] = sparse
+            manifest["architecture"]["attention"] = "infllm-v2"
             manifest["sizes"] = folder_sizes(ir_dir)
         log("[5/5] Writing manifest and moving into place")
         write_manifest(ir_dir, manifest)

@@ -41,7 +41,8 @@ def sparse_export(tiny_minicpm) -> Path:
     if manifest.is_file():
         recorded = json.loads(manifest.read_text())
         if (recorded["source"]["path"] == str(tiny_minicpm.resolve())
-                and recorded.get("sparse_attention", {}).get("config") == SparseAttentionConfig(**COVERING).to_dict()):
+                and recorded.get("sparse_attention", {}).get("config") == SparseAttentionConfig(**COVERING).to_dict()
+                and recorded["architecture"].get("attention") == "infllm-v2"):
             return out
     assert main([str(tiny_minicpm), str(out), "--weight-format", "int4", "--force",
                  "--sparse-attention", json.dumps(COVERING)]) == 0
@@ -57,6 +58,7 @@ def test_export_replaces_every_attention_and_records_the_config(sparse_export, t
     layers = json.loads((tiny_minicpm / "config.json").read_text())["num_hidden_layers"]
     entry = manifest["sparse_attention"]
     assert entry["op"] == OP_TYPE and entry["layers"] == layers
+    assert manifest["architecture"]["attention"] == "infllm-v2"
     assert entry["config"] == {**SparseAttentionConfig().to_dict(), **COVERING, "lse": "exact"}
     core = ov.Core()
     core.add_extension(str(library_path()))
