@@ -173,6 +173,12 @@ def parse_sparse_option(value: str | None) -> bool | dict | None:
         raise ExportError(f"--sparse-attention: invalid JSON ({err.msg} at line {err.lineno}); fix the config") from err
     if not isinstance(overrides, dict):
         raise ExportError("--sparse-attention: the config must be a JSON object of sparse_config keys")
+    from ov_ops.sparse_config import SparseConfigError
+
+    try:
+        SparseAttentionConfig.from_dict(overrides)  # fail now, not after the conversion
+    except SparseConfigError as err:
+        raise ExportError(f"--sparse-attention: {err}") from err
     return overrides
 
 

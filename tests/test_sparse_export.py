@@ -111,3 +111,5 @@ def test_sparse_option_parsing(tmp_path) -> None:
         parse_sparse_option("nope.json")
     with pytest.raises(ExportError, match="invalid JSON"):
         parse_sparse_option("{variant: 1}")
+    with pytest.raises(ExportError, match=r"unknown sparse-attention setting.*top_k"):
+        parse_sparse_option('{"top_k": 8}')
