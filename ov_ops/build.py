@@ -34,7 +34,13 @@ def source_digest() -> str:
 
 
 def library_path(build: bool = True) -> Path:
-    """The built library for the current sources; built first when missing (unless build=False)."""
+    """The built library for the current sources; built first when missing (unless build=False).
+    CPMDESK_OV_OPS_LIBRARY names a prebuilt one instead (a packaged app, or a build for another -march)."""
+    override = os.environ.get("CPMDESK_OV_OPS_LIBRARY")
+    if override:
+        if not Path(override).is_file():
+            raise OpsBuildError(f"CPMDESK_OV_OPS_LIBRARY={override} does not exist")
+        return Path(override)
     path = SOURCE / "build" / source_digest() / LIBRARY
     if path.is_file():
         return path
