@@ -426,7 +426,7 @@ template <class T>
 void TiledKeys<T>::reserve(size_t rows) {
     const size_t need = (rows + 15) / 16;
     if (need <= cap_tiles) return;
-    cap_tiles = std::max(need, std::max<size_t>(cap_tiles * 2, 64));
+    cap_tiles = std::max<size_t>(need, 64);  // the caller asks for its capacity plus headroom
     data.resize(cap_tiles * D * 16);  // tile-major: existing tiles keep their place
 }
 
@@ -463,7 +463,8 @@ void LayerState::append(const InfLLMConfig& cfg, size_t T, const float* k, const
     const size_t N = len_ + T, D = D_;
     const size_t ks = cfg.kernel_size, st = cfg.kernel_stride;
     const size_t n1 = windows(N, ks, st), n2 = windows(N, 4 * ks, 4 * st);
-    if (N > cap_) cap_ = std::max(N, std::max<size_t>(2 * cap_, 1024));
+    // grow by a quarter plus 1024 tokens of headroom (not 2x: at 64K tokens the KV of all layers is ~0.8 GB)
+    if (N > cap_) cap_ = (std::max(N, cap_ + cap_ / 4) + 1024 + 1023) / 1024 * 1024;
     ov::parallel_for(Hk_, [&](size_t g) {
         GroupState& gs = groups_[g];
         gs.K.reserve(cap_);
