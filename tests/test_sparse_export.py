@@ -113,3 +113,14 @@ def test_sparse_option_parsing(tmp_path) -> None:
         parse_sparse_option("{variant: 1}")
     with pytest.raises(ExportError, match=r"unknown sparse-attention setting.*top_k"):
         parse_sparse_option('{"top_k": 8}')
+
+
+def test_on_by_default_only_for_models_with_sparse_config() -> None:
+    from export.sparse_attention import resolve_config
+
+    model = {"kernel_size": 32, "kernel_stride": 16, "init_blocks": 1, "block_size": 64, "window_size": 2048,
+             "topk": 64, "use_nope": False, "dense_len": 8192}  # MiniCPM4's README sparse_config
+    assert resolve_config(model, None) == SparseAttentionConfig()
+    assert resolve_config(None, None) is None and resolve_config(model, False) is None
+    assert resolve_config(None, True) == SparseAttentionConfig()
+    assert resolve_config(model, {"variant": "minicpm4.1"}).lse == "coarse"
