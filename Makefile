@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install run test lint bench-export bench-decode clean
+.PHONY: install run test lint ov-ops bench-export bench-decode bench-long-context clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,11 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 
-test: lint
+# cpmdesk's custom OpenVINO ops (InfLLM v2 sparse attention): CMake + g++ against the openvino wheel, cached.
+ov-ops: install
+	$(BIN)/python -m ov_ops.build
+
+test: lint ov-ops
 	$(BIN)/python -m pytest
 
 bench-export: install
@@ -40,5 +44,8 @@ bench-decode: install
 	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/pip install --quiet llama-cpp-python==0.3.36
 	$(BIN)/python bench/decode.py
 
+bench-long-context: ov-ops
+	$(BIN)/python bench/long_context.py
+
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .cache .pytest_cache .ruff_cache ov_ops/build

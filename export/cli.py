@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     parser.add_argument("--task", choices=("text-generation", "embedding"), default="text-generation",
                         help="text-generation (chat models, default) or embedding (sentence encoders for documents)")
+    parser.add_argument("--sparse-attention", nargs="?", const="", metavar="CONFIG",
+                        help="InfLLM v2 sparse attention (on by default when the model's config has sparse_config); "
+                             "CONFIG: JSON or a .json file overriding sparse_config keys, e.g. "
+                             "'{\"variant\": \"minicpm4.1\", \"dense_len\": 4096}'")
+    parser.add_argument("--no-sparse-attention", action="store_true", help="keep dense attention")
     return parser
 
 
@@ -47,8 +52,15 @@ def main(argv: list[str] | None = None) -> int:
                          awq=args.awq, scale_estimation=args.scale_estimation, dataset=args.dataset,
                          num_samples=args.num_samples)
     from export.exporter import ExportRequest, run_export
+    from export.sparse_attention import parse_sparse_option
 
-    request = ExportRequest(args.source, args.out, quant, args.trust_remote_code, args.force, args.revision)
+    try:
+        sparse = False if args.no_sparse_attention else parse_sparse_option(args.sparse_attention)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    request = ExportRequest(args.source, args.out, quant, args.trust_remote_code, args.force, args.revision,
+                            sparse_attention=sparse)
     try:
         if args.task == "embedding":
             from export.embedding import run_embedding_export

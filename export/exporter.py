@@ -33,6 +33,7 @@ class ExportRequest:
     trust_remote_code: bool = False
     force: bool = False
     revision: str | None = None
+    sparse_attention: bool | dict | None = None  # None: on when the model has sparse_config; dict: overrides
 
 
 def run_export(request: ExportRequest, log: Log = print) -> dict:
@@ -76,6 +77,13 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
                 f"needs {validation.threshold:.0%}; in top-5 {validation.top5_containment:.1%}; tokenizer match "
                 f"{validation.tokenizer_match}); try a higher precision (--weight-format int8 or fp16), "
                 "a smaller --group-size, or --ratio 0.8")
+        from export.sparse_attention import apply_for_export
+
+        sparse = apply_for_export(ir_dir, facts.get("sparse_config"), request.sparse_attention, log)
+        if sparse:
+            manifest["sparse_attention"] = sparse
+            manifest["architecture"]["attention"] = "infllm-v2"
+            manifest["sizes"] = folder_sizes(ir_dir)
         log("[5/5] Writing manifest and moving into place")
         write_manifest(ir_dir, manifest)
         _move_into_place(ir_dir, out, staging)

@@ -13,6 +13,7 @@ from app.engine.devices import available_devices
 from app.engine.memory import available_memory, memory_problem, required_memory
 from app.engine.model_folder import ModelFolderError, check_model_folder
 from app.engine.settings import GenerationSettings
+from app.engine.sparse_attention import pipeline_properties
 from app.engine.think_parser import Delta, ThinkParser
 
 OnDelta = Callable[[Delta], None]
@@ -58,7 +59,7 @@ class ChatEngine:
 
         self._og = og
         try:
-            self._pipe = og.LLMPipeline(str(self.folder), device)
+            self._pipe = og.LLMPipeline(str(self.folder), device, **pipeline_properties(self.manifest))
         except RuntimeError as err:
             raise ModelFolderError(f"OpenVINO could not load {self.folder.name} ({str(err).splitlines()[0]}); "
                                    "the IR may be corrupt: export the model again") from err

@@ -1,0 +1,175 @@
+"""Long-context benchmark: InfLLM v2 sparse op vs openvino-genai's dense backends, one run, side by side.
+
+For each prompt length (random token ids) and each variant, a child process loads the model with
+openvino-genai, prefills the prompt and decodes a few tokens greedily (EOS ignored). Prints one JSON line per
+run (prefill seconds = TTFT, decode tokens/s, the child's peak RSS) and one summary line per length with the
+sparse op's speed-ups. Variants:
+  sparse - the IR rewritten by export/sparse_attention.py (InfLLMv2Attention, ATTENTION_BACKEND=SDPA)
+  pa     - the dense IR on GenAI's default PagedAttention backend
+  sdpa   - the dense IR on the stateful SDPA backend
+A dense run whose predicted prefill time (quadratic from the previous length) does not fit the remaining
+--budget-min is skipped and reported as skipped.
+
+    .venv/bin/python bench/long_context.py [--lengths 8192,16384,32768,65536] [--variants sparse,pa,sdpa]
+        [--runs sparse@32768,pa@32768,...] [--budget-min 40] [--decode-tokens 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+DEFAULT_MODEL = REPO / ".cache" / "bench" / "minicpm4-0.5b-shaped-int4"
+
+
+def sparse_folder(dense: Path, config: dict) -> Path:
+    """The dense IR folder copied and rewritten with the sparse op (cached beside it, keyed by the config)."""
+    from export.manifest import read_manifest
+    from export.sparse_attention import add_to_export_folder
+    from ov_ops.sparse_config import SparseAttentionConfig
+
+    cfg = SparseAttentionConfig.from_dict(config)
+    out = dense.parent / f"{dense.name}-infllm-{cfg.variant}-d{cfg.dense_len}"
+    manifest = read_manifest(out)
+    if manifest and manifest.get("sparse_attention", {}).get("config") == cfg.to_dict():
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(dense, out)
+    add_to_export_folder(out, cfg)
+    return out
+
+
+def child(variant: str, folder: Path, length: int, decode_tokens: int, library: str) -> dict:
+    """One measurement in this process: load, prefill `length` random tokens, decode `decode_tokens`."""
+    import numpy as np
+    import openvino as ov
+    import openvino_genai as og
+
+    kwargs: dict = {}
+    if variant == "sparse":
+        kwargs = {"extensions": [library], "ATTENTION_BACKEND": "SDPA"}
+    elif variant == "sdpa":
+        kwargs = {"ATTENTION_BACKEND": "SDPA"}
+    start = time.perf_counter()
+    pipe = og.LLMPipeline(str(folder), "CPU", **kwargs)
+    load_s = time.perf_counter() - start
+    ids = np.random.default_rng(length).integers(100, 70000, size=(1, length), dtype=np.int64)
+    config = og.GenerationConfig()
+    config.max_new_tokens = decode_tokens + 1
+    config.min_new_tokens = decode_tokens + 1
+    config.ignore_eos = True
+    config.do_sample = False
+    start = time.perf_counter()
+    result = pipe.generate(og.TokenizedInputs(ov.Tensor(ids), ov.Tensor(np.ones_like(ids))), config)
+    wall = time.perf_counter() - start
+    perf = result.perf_metrics
+    tpot_ms = float(perf.get_tpot().mean)
+    return {"load_s": round(load_s, 1), "prefill_s": round(float(perf.get_ttft().mean) / 1000, 2),
+            "decode_tok_s": round(1000 / tpot_ms, 2) if tpot_ms > 0 else None,
+            "decode_ms_per_token": round(tpot_ms, 1), "generated": int(perf.get_num_generated_tokens()),
+            "wall_s": round(wall, 1), "first_tokens": [int(t) for t in result.tokens[0][:4]]}
+
+
+def run_child(variant: str, folder: Path, length: int, decode_tokens: int, timeout_s: float, library: str) -> dict:
+    """A child process per run, so its peak RSS is that run's alone."""
+    cmd = [sys.executable, __file__, "--child", variant, "--model", str(folder), "--lengths", str(length),
+           "--decode-tokens", str(decode_tokens), "--library", library]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = start + timeout_s
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            proc.kill()
+            _, status, usage = os.wait4(proc.pid, 0)
+            return {"ok": False, "error": f"killed after {timeout_s:.0f} s (budget)",
+                    "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2)}
+        time.sleep(0.5)
+    out, err = proc.stdout.read(), proc.stderr.read()
+    row = {"ok": os.waitstatus_to_exitcode(status) == 0, "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2)}
+    if row["ok"]:
+        row.update(json.loads(out.strip().splitlines()[-1]))
+    else:
+        row["error"] = (err.strip().splitlines() or ["?"])[-1][:300]
+    return row
+
+
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="dense int4 IR folder")
+    parser.add_argument("--lengths", default="8192,16384,32768,65536")
+    parser.add_argument("--variants", default="sparse,pa,sdpa")
+    parser.add_argument("--decode-tokens", type=int, default=16)
+    parser.add_argument("--sparse-config", default="{}", help="JSON overrides of the sparse config (default: "
+                                                              "MiniCPM4's sparse_config defaults)")
+    parser.add_argument("--runs", help="explicit order, e.g. sparse@8192,pa@8192 (default: every length x variant)")
+    parser.add_argument("--budget-min", type=float, default=40.0, help="wall-clock budget of the whole run")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--library", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    lengths = [int(x) for x in args.lengths.split(",")]
+    if args.child:
+        print(json.dumps(child(args.child, args.model, lengths[0], args.decode_tokens, args.library)), flush=True)
+        return 0
+    from ov_ops.build import library_path
+
+    library = str(library_path())
+    folders = {"pa": args.model, "sdpa": args.model}
+    if "sparse" in args.variants:
+        folders["sparse"] = sparse_folder(args.model, json.loads(args.sparse_config))
+    started = time.perf_counter()
+    budget = args.budget_min * 60
+    machine = {"cpu": _cpu_name(), "cores": os.cpu_count()}
+    runs = [r.split("@") for r in args.runs.split(",")] if args.runs else [
+        (v, str(n)) for n in lengths for v in args.variants.split(",")]
+    last: dict[str, tuple[int, float]] = {}
+    rows: dict[tuple[str, int], dict] = {}
+    for variant, text in runs:
+        length = int(text)
+        left = budget - (time.perf_counter() - started)
+        previous = last.get(variant)
+        growth = 1.3 if variant == "sparse" else 2.0  # sparse attention is ~linear past its 6K-token budget
+        predicted = previous[1] * (length / previous[0]) ** growth if previous and length > previous[0] else 0.0
+        base = {"bench": "long_context", "variant": variant, "length": length, "model": args.model.name}
+        if left <= 30 or predicted > left:
+            row = {**base, "ok": False, "skipped": f"predicted prefill {predicted:.0f} s > {left:.0f} s left"}
+        else:
+            row = {**base, **run_child(variant, folders[variant], length, args.decode_tokens, left, library)}
+            if row.get("ok"):
+                last[variant] = (length, row["prefill_s"])
+        row.update(machine, load_avg_1m=round(os.getloadavg()[0], 2))
+        rows[(variant, length)] = row
+        print(json.dumps(row), flush=True)
+    for length in sorted({n for _, n in rows}):
+        sparse = rows.get(("sparse", length), {})
+        summary = {"bench": "long_context-summary", "length": length}
+        for dense in ("pa", "sdpa"):
+            other = rows.get((dense, length), {})
+            if sparse.get("ok") and other.get("ok"):
+                summary[f"prefill_speedup_vs_{dense}"] = round(other["prefill_s"] / sparse["prefill_s"], 2)
+                summary[f"decode_speedup_vs_{dense}"] = round(sparse["decode_tok_s"] / other["decode_tok_s"], 2)
+        print(json.dumps(summary), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

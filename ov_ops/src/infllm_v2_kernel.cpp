@@ -1,0 +1,590 @@
+// InfLLM v2 attention kernel (see infllm_v2_kernel.hpp). Per (KV head, query token): score the query heads
+// of the group against the compressed keys, max-pool the kernel scores to block scores, pick the blocks
+// (init + top-k + local, per variant) and run an exact softmax over the picked keys with an online softmax
+// over 256-key pieces. Keys/values are f16 in memory, all arithmetic is f32.
+#include "infllm_v2_kernel.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include <openvino/core/parallel.hpp>
+#include <openvino/core/type/float16.hpp>
+#if defined(__AVX512F__) || defined(__AVX2__)
+#    include <immintrin.h>
+#endif
+
+namespace cpmdesk {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr size_t kPiece = 256;  // keys per online-softmax piece (multiple of 16)
+
+// ---------------------------------------------------------------- 16 float lanes
+#if defined(__AVX512F__)
+constexpr bool kWide = true;  // 32 vector registers: 8 query rows x 2 tiles of accumulators fit
+struct V16 {
+    __m512 r;
+    static V16 zero() { return {_mm512_setzero_ps()}; }
+    static V16 set1(float a) { return {_mm512_set1_ps(a)}; }
+    static V16 load(const float* p) { return {_mm512_loadu_ps(p)}; }
+    static V16 load(const uint16_t* p) {
+        return {_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)))};
+    }
+    void store(float* p) const { _mm512_storeu_ps(p, r); }
+    static V16 fma(V16 a, V16 b, V16 c) { return {_mm512_fmadd_ps(a.r, b.r, c.r)}; }
+    static V16 mul(V16 a, V16 b) { return {_mm512_mul_ps(a.r, b.r)}; }
+    static V16 add(V16 a, V16 b) { return {_mm512_add_ps(a.r, b.r)}; }
+    static V16 max(V16 a, V16 b) { return {_mm512_max_ps(a.r, b.r)}; }
+    static V16 min(V16 a, V16 b) { return {_mm512_min_ps(a.r, b.r)}; }
+    static V16 round(V16 a) { return {_mm512_roundscale_ps(a.r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+    static V16 pow2(V16 p, V16 n) { return {_mm512_scalef_ps(p.r, n.r)}; }  // p * 2^n
+};
+static void to_f16(const float* src, uint16_t* dst, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; ++i) dst[i] = ov::float16(src[i]).to_bits();
+}
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+constexpr bool kWide = false;  // 16 ymm registers: 4 query rows of accumulators at a time
+struct V16 {
+    __m256 a, b;
+    static V16 zero() { return {_mm256_setzero_ps(), _mm256_setzero_ps()}; }
+    static V16 set1(float x) { return {_mm256_set1_ps(x), _mm256_set1_ps(x)}; }
+    static V16 load(const float* p) { return {_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8)}; }
+    static V16 load(const uint16_t* p) {
+        return {_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+                _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)))};
+    }
+    void store(float* p) const { _mm256_storeu_ps(p, a); _mm256_storeu_ps(p + 8, b); }
+    static V16 fma(V16 x, V16 y, V16 z) { return {_mm256_fmadd_ps(x.a, y.a, z.a), _mm256_fmadd_ps(x.b, y.b, z.b)}; }
+    static V16 mul(V16 x, V16 y) { return {_mm256_mul_ps(x.a, y.a), _mm256_mul_ps(x.b, y.b)}; }
+    static V16 add(V16 x, V16 y) { return {_mm256_add_ps(x.a, y.a), _mm256_add_ps(x.b, y.b)}; }
+    static V16 max(V16 x, V16 y) { return {_mm256_max_ps(x.a, y.a), _mm256_max_ps(x.b, y.b)}; }
+    static V16 min(V16 x, V16 y) { return {_mm256_min_ps(x.a, y.a), _mm256_min_ps(x.b, y.b)}; }
+    static V16 round(V16 x) {
+        constexpr int m = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+        return {_mm256_round_ps(x.a, m), _mm256_round_ps(x.b, m)};
+    }
+    static __m256 pow2_8(__m256 p, __m256 n) {
+        const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+        return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    }
+    static V16 pow2(V16 p, V16 n) { return {pow2_8(p.a, n.a), pow2_8(p.b, n.b)}; }
+};
+static void to_f16(const float* src, uint16_t* dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; ++i) dst[i] = ov::float16(src[i]).to_bits();
+}
+#else
+constexpr bool kWide = false;
+struct V16 {
+    float x[16];
+    static V16 zero() { V16 r; for (auto& e : r.x) e = 0.f; return r; }
+    static V16 set1(float a) { V16 r; for (auto& e : r.x) e = a; return r; }
+    static V16 load(const float* p) { V16 r; std::memcpy(r.x, p, sizeof(r.x)); return r; }
+    static V16 load(const uint16_t* p) {
+        V16 r; for (int i = 0; i < 16; ++i) r.x[i] = float(ov::float16::from_bits(p[i])); return r;
+    }
+    void store(float* p) const { std::memcpy(p, x, sizeof(x)); }
+    static V16 fma(V16 a, V16 b, V16 c) { for (int i = 0; i < 16; ++i) c.x[i] += a.x[i] * b.x[i]; return c; }
+    static V16 mul(V16 a, V16 b) { for (int i = 0; i < 16; ++i) a.x[i] *= b.x[i]; return a; }
+    static V16 add(V16 a, V16 b) { for (int i = 0; i < 16; ++i) a.x[i] += b.x[i]; return a; }
+    static V16 max(V16 a, V16 b) { for (int i = 0; i < 16; ++i) a.x[i] = std::max(a.x[i], b.x[i]); return a; }
+    static V16 min(V16 a, V16 b) { for (int i = 0; i < 16; ++i) a.x[i] = std::min(a.x[i], b.x[i]); return a; }
+    static V16 round(V16 a) { for (auto& e : a.x) e = std::nearbyint(e); return a; }
+    static V16 pow2(V16 p, V16 n) { for (int i = 0; i < 16; ++i) p.x[i] = std::ldexp(p.x[i], int(n.x[i])); return p; }
+};
+static void to_f16(const float* src, uint16_t* dst, size_t n) {
+    for (size_t i = 0; i < n; ++i) dst[i] = ov::float16(src[i]).to_bits();
+}
+#endif
+
+inline float to_f32(uint16_t b) { return float(ov::float16::from_bits(b)); }
+inline float to_f32(float f) { return f; }
+
+// e^x for 16 lanes (Cody-Waite reduction + degree-6 polynomial, ~1e-7 relative); x is clamped to [-87, 88].
+inline V16 exp16(V16 x) {
+    x = V16::min(V16::max(x, V16::set1(-87.f)), V16::set1(88.f));
+    const V16 n = V16::round(V16::mul(x, V16::set1(1.44269504f)));
+    V16 r = V16::fma(n, V16::set1(-0.693359375f), x);
+    r = V16::fma(n, V16::set1(2.12194440e-4f), r);
+    V16 p = V16::set1(1.f / 720.f);
+    p = V16::fma(p, r, V16::set1(1.f / 120.f));
+    p = V16::fma(p, r, V16::set1(1.f / 24.f));
+    p = V16::fma(p, r, V16::set1(1.f / 6.f));
+    p = V16::fma(p, r, V16::set1(0.5f));
+    p = V16::fma(p, r, V16::set1(1.f));
+    p = V16::fma(p, r, V16::set1(1.f));
+    return V16::pow2(p, n);
+}
+
+// x[i] = exp(x[i] - sub) for i < n (n rounded up to 16 lanes in the buffer; lanes >= n are set to 0); returns the sum.
+inline float exp_inplace(float* x, size_t n, float sub) {
+    alignas(64) float tmp[16];
+    V16 acc = V16::zero();
+    const V16 s = V16::set1(sub);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        V16 e = exp16(V16::add(V16::load(x + i), V16::mul(s, V16::set1(-1.f))));
+        e.store(x + i);
+        acc = V16::add(acc, e);
+    }
+    float total = 0.f;
+    if (i < n) {
+        V16 e = exp16(V16::add(V16::load(x + i), V16::mul(s, V16::set1(-1.f))));
+        e.store(tmp);
+        for (size_t l = 0; l < 16; ++l) {
+            if (i + l < n) total += tmp[l]; else tmp[l] = 0.f;
+        }
+        std::memcpy(x + i, tmp, sizeof(tmp));
+    }
+    acc.store(tmp);
+    for (float e : tmp) total += e;
+    return total;
+}
+
+// out[i][l] = sum_d q[i][d] * tile[d][l] for MH query rows and the 16 keys of one tile.
+template <int MH, class KT>
+inline void tile_scores_m(const float* q, size_t D, const KT* tile, float* out, size_t ostride) {
+    V16 acc[MH];
+    for (int i = 0; i < MH; ++i) acc[i] = V16::zero();
+    for (size_t d = 0; d < D; ++d) {
+        const V16 k = V16::load(tile + d * 16);
+        for (int i = 0; i < MH; ++i) acc[i] = V16::fma(V16::set1(q[i * D + d]), k, acc[i]);
+    }
+    for (int i = 0; i < MH; ++i) acc[i].store(out + i * ostride);
+}
+
+// The same for two consecutive tiles (32 keys): one broadcast of q feeds two FMAs.
+template <int MH, class KT>
+inline void tile2_scores_m(const float* q, size_t D, const KT* tile, float* out, size_t ostride) {
+    V16 a[MH], b[MH];
+    for (int i = 0; i < MH; ++i) a[i] = b[i] = V16::zero();
+    const KT* next = tile + D * 16;
+    for (size_t d = 0; d < D; ++d) {
+        const V16 k0 = V16::load(tile + d * 16), k1 = V16::load(next + d * 16);
+        for (int i = 0; i < MH; ++i) {
+            const V16 qq = V16::set1(q[i * D + d]);
+            a[i] = V16::fma(qq, k0, a[i]);
+            b[i] = V16::fma(qq, k1, b[i]);
+        }
+    }
+    for (int i = 0; i < MH; ++i) {
+        a[i].store(out + i * ostride);
+        b[i].store(out + i * ostride + 16);
+    }
+}
+
+template <class KT>
+inline void tile_scores(const float* q, size_t M, size_t D, const KT* tile, float* out, size_t ostride) {
+    size_t h = 0;
+    if (kWide)
+        for (; h + 8 <= M; h += 8) tile_scores_m<8>(q + h * D, D, tile, out + h * ostride, ostride);
+    for (; h + 4 <= M; h += 4) tile_scores_m<4>(q + h * D, D, tile, out + h * ostride, ostride);
+    for (; h + 2 <= M; h += 2) tile_scores_m<2>(q + h * D, D, tile, out + h * ostride, ostride);
+    for (; h < M; ++h) tile_scores_m<1>(q + h * D, D, tile, out + h * ostride, ostride);
+}
+
+// Scores of M rows against `tiles` consecutive tiles starting at `tile`, written at out[i*ostride + 16*t + l].
+template <class KT>
+inline void tiles_scores(const float* q, size_t M, size_t D, const KT* tile, size_t tiles, float* out,
+                         size_t ostride) {
+    size_t t = 0;
+    if (kWide)
+        for (; t + 2 <= tiles; t += 2) {
+            size_t h = 0;
+            for (; h + 8 <= M; h += 8)
+                tile2_scores_m<8>(q + h * D, D, tile + t * D * 16, out + h * ostride + t * 16, ostride);
+            for (; h + 4 <= M; h += 4)
+                tile2_scores_m<4>(q + h * D, D, tile + t * D * 16, out + h * ostride + t * 16, ostride);
+            for (; h < M; ++h)
+                tile2_scores_m<1>(q + h * D, D, tile + t * D * 16, out + h * ostride + t * 16, ostride);
+        }
+    for (; t < tiles; ++t) tile_scores(q, M, D, tile + t * D * 16, out + t * 16, ostride);
+}
+
+// acc[i][:] += sum_k p[i][k] * V[k][:] for MH rows over nk keys.
+template <int MH>
+inline void pv_m(const float* p, size_t pstride, size_t nk, const uint16_t* V, size_t D, float* acc) {
+    for (size_t d0 = 0; d0 < D; d0 += 16) {
+        V16 a[MH];
+        for (int i = 0; i < MH; ++i) a[i] = V16::load(acc + i * D + d0);
+        for (size_t k = 0; k < nk; ++k) {
+            const V16 v = V16::load(V + k * D + d0);
+            for (int i = 0; i < MH; ++i) a[i] = V16::fma(V16::set1(p[i * pstride + k]), v, a[i]);
+        }
+        for (int i = 0; i < MH; ++i) a[i].store(acc + i * D + d0);
+    }
+}
+
+// Two 16-lane column chunks at a time: one broadcast of p feeds two FMAs.
+template <int MH>
+inline void pv2_m(const float* p, size_t pstride, size_t nk, const uint16_t* V, size_t D, float* acc) {
+    for (size_t d0 = 0; d0 < D; d0 += 32) {
+        V16 a[MH], b[MH];
+        for (int i = 0; i < MH; ++i) {
+            a[i] = V16::load(acc + i * D + d0);
+            b[i] = V16::load(acc + i * D + d0 + 16);
+        }
+        for (size_t k = 0; k < nk; ++k) {
+            const V16 v0 = V16::load(V + k * D + d0), v1 = V16::load(V + k * D + d0 + 16);
+            for (int i = 0; i < MH; ++i) {
+                const V16 w = V16::set1(p[i * pstride + k]);
+                a[i] = V16::fma(w, v0, a[i]);
+                b[i] = V16::fma(w, v1, b[i]);
+            }
+        }
+        for (int i = 0; i < MH; ++i) {
+            a[i].store(acc + i * D + d0);
+            b[i].store(acc + i * D + d0 + 16);
+        }
+    }
+}
+
+inline void pv(const float* p, size_t M, size_t pstride, size_t nk, const uint16_t* V, size_t D, float* acc) {
+    size_t h = 0;
+    if (kWide && D % 32 == 0) {
+        for (; h + 8 <= M; h += 8) pv2_m<8>(p + h * pstride, pstride, nk, V, D, acc + h * D);
+        for (; h + 4 <= M; h += 4) pv2_m<4>(p + h * pstride, pstride, nk, V, D, acc + h * D);
+        for (; h < M; ++h) pv2_m<1>(p + h * pstride, pstride, nk, V, D, acc + h * D);
+        return;
+    }
+    for (; h + 4 <= M; h += 4) pv_m<4>(p + h * pstride, pstride, nk, V, D, acc + h * D);
+    for (; h + 2 <= M; h += 2) pv_m<2>(p + h * pstride, pstride, nk, V, D, acc + h * D);
+    for (; h < M; ++h) pv_m<1>(p + h * pstride, pstride, nk, V, D, acc + h * D);
+}
+
+inline size_t round16(size_t n) { return (n + 15) / 16 * 16; }
+
+// Complete windows of `size` tokens with `stride` in the first n tokens.
+inline size_t windows(size_t n, size_t size, size_t stride) { return n >= size ? (n - size) / stride + 1 : 0; }
+
+using Range = std::pair<size_t, size_t>;
+
+struct Scratch {
+    std::vector<float> q, s, acc, m, l, f, f2, S, P;
+    std::vector<std::pair<float, uint32_t>> cand;
+    std::vector<char> keep;
+    std::vector<Range> ranges;
+};
+
+// Online-softmax state of M prescaled query rows over the keys in `ranges` (starts are multiples of 16):
+// running max sc.m, sum sc.l and unnormalised output sc.acc.
+void attend_partial(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& ranges, Scratch& sc) {
+    sc.s.resize(M * kPiece);
+    sc.acc.assign(M * D, 0.f);
+    sc.m.assign(M, kNegInf);
+    sc.l.assign(M, 0.f);
+    float* s = sc.s.data();
+    for (const auto& r : ranges) {
+        for (size_t a = r.first; a < r.second; a += kPiece) {
+            const size_t n = std::min(kPiece, r.second - a), tiles = (n + 15) / 16;
+            tiles_scores(sc.q.data(), M, D, gs.K.tile(a / 16), tiles, s, kPiece);
+            for (size_t h = 0; h < M; ++h) {
+                float* row = s + h * kPiece;
+                for (size_t k = n; k < tiles * 16; ++k) row[k] = kNegInf;
+                V16 vmx = V16::set1(kNegInf);
+                for (size_t t = 0; t < tiles; ++t) vmx = V16::max(vmx, V16::load(row + t * 16));
+                alignas(64) float lanes[16];
+                vmx.store(lanes);
+                float mx = kNegInf;
+                for (float e : lanes) mx = std::max(mx, e);
+                const float mnew = std::max(sc.m[h], mx);
+                if (sc.m[h] != kNegInf && sc.m[h] != mnew) {
+                    const float corr = std::exp(sc.m[h] - mnew);
+                    sc.l[h] *= corr;
+                    for (size_t d = 0; d < D; ++d) sc.acc[h * D + d] *= corr;
+                }
+                sc.m[h] = mnew;
+                sc.l[h] += exp_inplace(row, n, mnew);
+            }
+            pv(s, M, kPiece, n, gs.V.data() + a * D, D, sc.acc.data());
+        }
+    }
+}
+
+// Exact softmax attention of M prescaled query rows over the keys in `ranges`.
+void attend(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& ranges, Scratch& sc, float* out,
+            size_t out_stride) {
+    attend_partial(gs, M, D, ranges, sc);
+    for (size_t h = 0; h < M; ++h) {
+        const float inv = 1.f / sc.l[h];
+        for (size_t d = 0; d < D; ++d) out[h * out_stride + d] = sc.acc[h * D + d] * inv;
+    }
+}
+
+// Cut `ranges` into about `pieces` parts of at least 256 keys (cuts stay multiples of 16 inside a range).
+std::vector<std::vector<Range>> split_ranges(const std::vector<Range>& ranges, size_t pieces) {
+    size_t total = 0;
+    for (const auto& r : ranges) total += r.second - r.first;
+    const size_t target = std::max<size_t>(256, round16((total + pieces - 1) / std::max<size_t>(pieces, 1)));
+    std::vector<std::vector<Range>> out(1);
+    size_t filled = 0;
+    for (const auto& r : ranges) {
+        size_t a = r.first;
+        while (a < r.second) {
+            if (filled == target) {
+                out.emplace_back();
+                filled = 0;
+            }
+            const size_t take = std::min(r.second - a, target - filled);
+            out.back().emplace_back(a, a + take);
+            a += take;
+            filled += take;
+        }
+    }
+    return out;
+}
+
+float log_sum_exp(float* row, size_t n) {  // destroys row
+    float mx = kNegInf;
+    for (size_t k = 0; k < n; ++k) mx = std::max(mx, row[k]);
+    if (mx == kNegInf) return kNegInf;
+    return mx + std::log(exp_inplace(row, n, mx));
+}
+
+// Block selection of InfLLM v2 for one (KV head, query position p) -> key ranges (spec §3.4-3.5).
+void select_blocks(const InfLLMConfig& cfg, const GroupState& gs, size_t M, size_t D, size_t p, size_t N, size_t n1,
+                   size_t n2, Scratch& sc) {
+    const size_t ks = cfg.kernel_size, st = cfg.kernel_stride, B = cfg.block_size;
+    const size_t W = cfg.window_blocks, init = cfg.init_blocks;
+    const bool window_variant = cfg.variant == "minicpm4";
+    const size_t vis1 = std::min(n1, windows(p + 1, ks, st));
+    sc.S.assign(n1, 0.f);
+    if (vis1 > 0) {
+        const size_t fs = round16(vis1);
+        sc.f.resize(M * fs);
+        tiles_scores(sc.q.data(), M, D, gs.C1.tile(0), fs / 16, sc.f.data(), fs);
+        std::vector<float> lse(M, kNegInf);
+        if (cfg.lse == "coarse") {
+            const size_t vis2 = std::min(n2, windows(p + 1, 4 * ks, 4 * st));
+            if (vis2 > 0) {
+                const size_t f2s = round16(vis2);
+                sc.f2.resize(M * f2s);
+                tiles_scores(sc.q.data(), M, D, gs.C2.tile(0), f2s / 16, sc.f2.data(), f2s);
+                for (size_t h = 0; h < M; ++h) lse[h] = log_sum_exp(sc.f2.data() + h * f2s, vis2);
+            }
+        } else {
+            sc.f2.resize(fs);
+            for (size_t h = 0; h < M; ++h) {
+                std::memcpy(sc.f2.data(), sc.f.data() + h * fs, vis1 * sizeof(float));
+                lse[h] = log_sum_exp(sc.f2.data(), vis1);
+            }
+        }
+        for (size_t h = 0; h < M; ++h) {
+            if (lse[h] == kNegInf) continue;  // exp(f - lse) is not finite: contributes 0 (as the reference)
+            float* row = sc.f.data() + h * fs;
+            for (size_t j = 0; j < vis1; ++j)
+                if (row[j] - lse[h] > 88.f) row[j] = kNegInf;  // would overflow: not finite -> 0
+            exp_inplace(row, vis1, lse[h]);
+            for (size_t j = 0; j < vis1; ++j) sc.S[j] += row[j];
+        }
+    }
+    const size_t nb = (N + B - 1) / B, qb = p / B, ps = B / st;
+    sc.cand.resize(nb);
+    for (size_t b = 0; b < nb; ++b) {
+        float v = kNegInf;
+        const size_t lo = b * ps == 0 ? 0 : b * ps - 1, hi = std::min(n1, b * ps + ps);
+        for (size_t j = lo; j < hi; ++j) v = std::max(v, sc.S[j]);
+        if (b < init) v = std::numeric_limits<float>::infinity();
+        else if (window_variant && b + W > qb) v = kNegInf;
+        else if (!window_variant && b + W >= qb && b <= qb) v = std::numeric_limits<float>::infinity();
+        sc.cand[b] = {v, static_cast<uint32_t>(b)};
+    }
+    const size_t ksel = std::min(nb, static_cast<size_t>(window_variant ? cfg.topk : cfg.topk + cfg.window_blocks));
+    auto better = [](const std::pair<float, uint32_t>& a, const std::pair<float, uint32_t>& c) {
+        return a.first > c.first || (a.first == c.first && a.second < c.second);
+    };
+    if (ksel < nb) std::nth_element(sc.cand.begin(), sc.cand.begin() + ksel, sc.cand.end(), better);
+    sc.keep.assign(qb + 1, 0);
+    for (size_t i = 0; i < ksel; ++i) {
+        const size_t b = sc.cand[i].second;
+        if (window_variant ? b < qb : b <= qb) sc.keep[b] = 1;
+    }
+    if (window_variant)
+        for (size_t b = qb + 1 > W ? qb + 1 - W : 0; b <= qb; ++b) sc.keep[b] = 1;
+    sc.ranges.clear();
+    for (size_t b = 0; b <= qb; ++b) {
+        if (!sc.keep[b]) continue;
+        const size_t lo = b * B, hi = std::min(b * B + B, p + 1);
+        if (!sc.ranges.empty() && sc.ranges.back().second == lo) sc.ranges.back().second = hi;
+        else sc.ranges.emplace_back(lo, hi);
+    }
+}
+
+}  // namespace
+
+template <class T>
+void TiledKeys<T>::reserve(size_t rows) {
+    const size_t need = (rows + 15) / 16;
+    if (need <= cap_tiles) return;
+    cap_tiles = std::max<size_t>(need, 64);  // the caller asks for its capacity plus headroom
+    data.resize(cap_tiles * D * 16);  // tile-major: existing tiles keep their place
+}
+
+template <class T>
+void TiledKeys<T>::set_row(size_t i, const T* row) {
+    T* t = tile(i / 16);
+    for (size_t d = 0; d < D; ++d) t[d * 16 + i % 16] = row[d];
+}
+
+template <class T>
+void TiledKeys<T>::get_row(size_t i, float* out) const {
+    const T* t = tile(i / 16);
+    for (size_t d = 0; d < D; ++d) out[d] = to_f32(t[d * 16 + i % 16]);
+}
+
+template struct TiledKeys<uint16_t>;
+template struct TiledKeys<float>;
+
+void LayerState::reset(size_t Hk, size_t D) {
+    groups_.assign(Hk, GroupState{});
+    for (auto& g : groups_) g.K.D = g.C1.D = g.C2.D = D;
+    Hk_ = Hk;
+    D_ = D;
+    len_ = cap_ = n1_ = n2_ = 0;
+}
+
+void LayerState::truncate(size_t p0, const InfLLMConfig& cfg) {
+    len_ = p0;  // rows past p0 are overwritten by the next append; compressed rows of complete windows stay valid
+    n1_ = windows(p0, cfg.kernel_size, cfg.kernel_stride);
+    n2_ = windows(p0, 4 * cfg.kernel_size, 4 * cfg.kernel_stride);
+}
+
+void LayerState::append(const InfLLMConfig& cfg, size_t T, const float* k, const float* v) {
+    const size_t N = len_ + T, D = D_;
+    const size_t ks = cfg.kernel_size, st = cfg.kernel_stride;
+    const size_t n1 = windows(N, ks, st), n2 = windows(N, 4 * ks, 4 * st);
+    // grow by a quarter plus 1024 tokens of headroom (not 2x: at 64K tokens the KV of all layers is ~0.8 GB)
+    if (N > cap_) cap_ = (std::max(N, cap_ + cap_ / 4) + 1024 + 1023) / 1024 * 1024;
+    ov::parallel_for(Hk_, [&](size_t g) {
+        GroupState& gs = groups_[g];
+        gs.K.reserve(cap_);
+        gs.V.resize(round16(cap_) * D);
+        gs.C1.reserve(windows(cap_, ks, st) + 1);
+        gs.C2.reserve(windows(cap_, 4 * ks, 4 * st) + 1);
+        std::vector<uint16_t> row(D);
+        for (size_t t = 0; t < T; ++t) {
+            to_f16(k + (g * T + t) * D, row.data(), D);
+            gs.K.set_row(len_ + t, row.data());
+            to_f16(v + (g * T + t) * D, gs.V.data() + (len_ + t) * D, D);
+        }
+        std::vector<float> sum(D), r(D);
+        auto pool = [&](TiledKeys<float>& C, size_t from, size_t to, size_t size, size_t stride) {
+            for (size_t j = from; j < to; ++j) {
+                std::fill(sum.begin(), sum.end(), 0.f);
+                for (size_t i = j * stride; i < j * stride + size; ++i) {
+                    gs.K.get_row(i, r.data());
+                    for (size_t d = 0; d < D; ++d) sum[d] += r[d];
+                }
+                for (size_t d = 0; d < D; ++d) sum[d] /= static_cast<float>(size);
+                C.set_row(j, sum.data());
+            }
+        };
+        pool(gs.C1, n1_, n1, ks, st);
+        pool(gs.C2, n2_, n2, 4 * ks, 4 * st);
+    });
+    len_ = N;
+    n1_ = n1;
+    n2_ = n2;
+}
+
+void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, size_t D, size_t p0, const float* q,
+                     const float* k, const float* v, float* out) {
+    if (D % 16 != 0 || Hk == 0 || Hq % Hk != 0) throw std::runtime_error("InfLLMv2Attention: head_dim must be a "
+                                                                           "multiple of 16 and Hq a multiple of Hk");
+    if (Hk != Hk_ || D != D_) reset(Hk, D);
+    if (p0 == 0) len_ = n1_ = n2_ = 0;
+    if (p0 > len_)
+        throw std::runtime_error("InfLLMv2Attention: position " + std::to_string(p0) + " but only " +
+                                 std::to_string(len_) + " tokens are cached (positions must continue the sequence)");
+    if (p0 < len_) truncate(p0, cfg);
+    append(cfg, T, k, v);
+    const size_t N = len_, G = Hq / Hk;
+    const bool dense = cfg.dense_len > 0 && N < static_cast<size_t>(cfg.dense_len);
+    const float scale = cfg.scale > 0.f ? cfg.scale : 1.f / std::sqrt(static_cast<float>(D));
+    const size_t threads = static_cast<size_t>(std::max(1, parallel_get_max_threads()));
+    const size_t n1 = n1_, n2 = n2_;
+    auto load_q = [&](Scratch& sc, size_t g, size_t t) {
+        sc.q.resize(G * D);
+        for (size_t i = 0; i < G; ++i) {
+            const float* src = q + ((g * G + i) * T + t) * D;
+            for (size_t d = 0; d < D; ++d) sc.q[i * D + d] = src[d] * scale;
+        }
+    };
+    auto pick = [&](Scratch& sc, size_t g, size_t p) {
+        if (dense) sc.ranges.assign(1, Range{0, p + 1});
+        else select_blocks(cfg, groups_[g], G, D, p, N, n1, n2, sc);
+    };
+    if (T * Hk >= 4 * threads) {  // prefill: one task per (KV head, chunk of query tokens)
+        const size_t chunk = std::max<size_t>(1, std::min<size_t>(16, T / (threads * 8)));
+        const size_t chunks = (T + chunk - 1) / chunk;
+        ov::parallel_for2d(Hk, chunks, [&](size_t g, size_t c) {
+            Scratch sc;
+            for (size_t t = c * chunk; t < std::min(T, (c + 1) * chunk); ++t) {
+                load_q(sc, g, t);
+                pick(sc, g, p0 + t);
+                attend(groups_[g], G, D, sc.ranges, sc, out + ((g * G) * T + t) * D, T * D);
+            }
+        });
+        return;
+    }
+    // decode: select per (KV head, token), then split the picked keys over all threads and merge the partial
+    // softmax states, so every core works even with 2 KV heads
+    std::vector<std::vector<Range>> picked(Hk * T);
+    ov::parallel_for2d(Hk, T, [&](size_t g, size_t t) {
+        Scratch sc;
+        load_q(sc, g, t);
+        pick(sc, g, p0 + t);
+        picked[g * T + t] = sc.ranges;
+    });
+    struct Item {
+        size_t g, t;
+        std::vector<Range> ranges;
+        std::vector<float> m, l, acc;
+    };
+    std::vector<Item> items;
+    const size_t pieces = std::max<size_t>(1, 2 * threads / std::max<size_t>(1, Hk * T));
+    for (size_t g = 0; g < Hk; ++g)
+        for (size_t t = 0; t < T; ++t)
+            for (auto& part : split_ranges(picked[g * T + t], pieces)) items.push_back({g, t, std::move(part), {}, {}, {}});
+    ov::parallel_for(items.size(), [&](size_t i) {
+        Item& it = items[i];
+        Scratch sc;
+        load_q(sc, it.g, it.t);
+        attend_partial(groups_[it.g], G, D, it.ranges, sc);
+        it.m = std::move(sc.m);
+        it.l = std::move(sc.l);
+        it.acc = std::move(sc.acc);
+    });
+    size_t i = 0;
+    for (size_t g = 0; g < Hk; ++g)
+        for (size_t t = 0; t < T; ++t) {
+            size_t j = i;
+            while (j < items.size() && items[j].g == g && items[j].t == t) ++j;
+            for (size_t h = 0; h < G; ++h) {
+                float mx = kNegInf, l = 0.f;
+                for (size_t k = i; k < j; ++k) mx = std::max(mx, items[k].m[h]);
+                float* o = out + ((g * G + h) * T + t) * D;
+                std::fill(o, o + D, 0.f);
+                for (size_t k = i; k < j; ++k) {
+                    if (items[k].m[h] == kNegInf) continue;
+                    const float w = std::exp(items[k].m[h] - mx);
+                    l += items[k].l[h] * w;
+                    for (size_t d = 0; d < D; ++d) o[d] += items[k].acc[h * D + d] * w;
+                }
+                for (size_t d = 0; d < D; ++d) o[d] /= l;
+            }
+            i = j;
+        }
+}
+
+}  // namespace cpmdesk
