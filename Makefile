@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install run test lint bench-export bench-decode clean
+.PHONY: install run test lint bundle bench-export bench-decode clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The one-folder double-click bundle in dist/cpmdesk (PyInstaller; ships the exported default model, no torch).
+bundle: install
+	$(BIN)/python installer/build.py
 
 bench-export: install
 	$(BIN)/python bench/export.py

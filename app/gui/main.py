@@ -10,7 +10,13 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication, QProgressDialog
 
 from app.app_settings import AppSettings
-from app.default_model import DEFAULT_EXPORT_OPTIONS, DefaultModelError, default_model_dir, find_default_gguf
+from app.default_model import (
+    DEFAULT_EXPORT_OPTIONS,
+    DefaultModelError,
+    default_model_dir,
+    find_default_gguf,
+    installed_default_model,
+)
 from app.export_runner import export_command
 from app.gui.appearance import apply_language, apply_theme
 from app.gui.main_window import MainWindow
@@ -55,8 +61,8 @@ def build_window(model_folder: Path | None = None) -> MainWindow:
     chosen = Path(settings.model_folder) if settings.model_folder else None
     if model_folder is None and chosen is not None and read_manifest(chosen) is not None:
         model_folder = chosen
-    if model_folder is None and read_manifest(default_model_dir()) is not None:
-        model_folder = default_model_dir()
+    if model_folder is None:
+        model_folder = installed_default_model()
     window = MainWindow(store, model_folder, settings.device, app_settings=settings)
     if model_folder is None:
         _build_default_model(window)

@@ -31,7 +31,8 @@ from app.gui.model_manager import ModelManager
 from app.gui.settings_dialog import SettingsDialog
 from app.gui.transcript_html import MessageView, transcript_html
 from app.gui.workers import GenerationWorker, ModelLoader, Threads
-from app.store import ChatStore
+from app.store import ChatStore, StoreError
+from app.store.answer_recorder import AnswerRecorder
 
 RENDER_INTERVAL_MS = 50
 
@@ -60,6 +61,7 @@ class MainWindow(QMainWindow):
         self._code_blocks: list[str] = []
         self._editing: int | None = None
         self._dirty = False
+        self._unsaved: dict[int, tuple[MessageView, AnswerRecorder]] = {}  # answers the disk had no room for
         self.threads = Threads()
         self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
         self._build()
@@ -209,17 +211,36 @@ class MainWindow(QMainWindow):
         text = self.composer.toPlainText().strip()
         if not text or self.engine is None or self.is_generating:
             return
-        if self.chat_id is None:
-            self.new_chat()
-        if self._editing is not None:
-            self.store.delete_messages_from(self.chat_id, self._editing)
-            self._editing = None
-        text, switch = split_think_switch(text)
-        self.store.add_message(self.chat_id, "user", text)
-        if self._title_is_default():
-            self.store.rename_chat(self.chat_id, text.splitlines()[0][:48])
-        self.composer.clear()
-        self._generate(switch)
+        try:
+            self._save_unsaved()
+            if self.chat_id is None:
+                self.new_chat()
+            if self._editing is not None:
+                self.store.delete_messages_from(self.chat_id, self._editing)
+                self._editing = None
+            text, switch = split_think_switch(text)
+            self.store.add_message(self.chat_id, "user", text)
+            if self._title_is_default():
+                self.store.rename_chat(self.chat_id, text.splitlines()[0][:48])
+            self.composer.clear()
+            self._warn_if_model_gone()
+            self._generate(switch)
+        except StoreError as err:  # disk full: the typed text stays in the box, saved chats stay as they are
+            self.chats.refresh(select=self.chat_id)
+            self._render()
+            self.statusBar().showMessage(str(err))
+
+    def _save_unsaved(self) -> None:
+        for message_id, (_view, recorder) in list(self._unsaved.items()):
+            if not recorder.retry():
+                raise StoreError(recorder.save_error)
+            del self._unsaved[message_id]
+
+    def _warn_if_model_gone(self) -> None:
+        if self.model_folder is not None and not (self.model_folder / "openvino_model.xml").is_file():
+            self.statusBar().showMessage(self.tr("The model folder {0} was deleted or moved: answers come from the "
+                                                 "copy in memory until cpmdesk restarts. Choose another model in "
+                                                 "Models…").format(self.model_folder))
 
     def _title_is_default(self) -> bool:
         return any(c.id == self.chat_id and c.title == "New chat" for c in self.store.list_chats())
@@ -277,7 +298,16 @@ class MainWindow(QMainWindow):
             view.content += text
         self._dirty = True
 
+    def _keep_unsaved(self, status: str) -> None:
+        """The answer could not be written (disk full): keep it on screen and save it before the next send."""
+        recorder = self.worker.recorder
+        if recorder.save_error and self._streaming is not None:
+            self._streaming.status = status
+            self._unsaved[self._streaming.id] = (self._streaming, recorder)
+            self.statusBar().showMessage(recorder.save_error)
+
     def _on_finished(self, reply, thinking_s: float) -> None:
+        self._keep_unsaved("stopped" if reply.stopped else "done")
         self._end_generation()
         self.speed_label.setText(f"{reply.tokens_per_second:.1f} tok/s · first token {reply.ttft_ms:.0f} ms")
         if reply.dropped_messages:
@@ -286,6 +316,7 @@ class MainWindow(QMainWindow):
         self.answer_finished.emit()
 
     def _on_failed(self, message: str) -> None:
+        self._keep_unsaved("failed")
         self._end_generation()
         self.statusBar().showMessage(message)
         self.answer_finished.emit()
@@ -308,6 +339,9 @@ class MainWindow(QMainWindow):
         for message in self.store.messages(self.chat_id):
             if self._streaming is not None and message.id == self._streaming.id:
                 views.append(self._streaming)
+                continue
+            if message.id in self._unsaved:
+                views.append(self._unsaved[message.id][0])
                 continue
             thinking = message.metrics.get("thinking_s")
             views.append(MessageView(message.id, message.role, message.content, message.reasoning, message.status,

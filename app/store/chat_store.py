@@ -13,6 +13,10 @@ from app.engine.conversation import Conversation, Message
 from app.store.schema import migrate
 
 
+class StoreError(RuntimeError):
+    """The chat database could not be written (disk full, read-only, I/O error); the message says what to do."""
+
+
 @dataclass(frozen=True)
 class ChatSummary:
     """A row of the chat list."""
@@ -55,7 +59,10 @@ class ChatStore:
 
     def _run(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
         with self._lock:
-            return self._db.execute(sql, args)
+            try:
+                return self._db.execute(sql, args)
+            except sqlite3.OperationalError as err:
+                raise StoreError(_explain(err, self.path)) from err
 
     def _mark_interrupted(self) -> int:
         """Answers still 'streaming' were cut off by a crash or kill: mark them so the UI can say so."""
@@ -141,3 +148,10 @@ class ChatStore:
         messages = [Message(m.role, m.content, m.reasoning) for m in self.messages(chat_id)
                     if m.status != "failed" and (m.content or m.role == "user")]
         return Conversation(system=row[0] if row else "", messages=messages)
+
+
+def _explain(err: sqlite3.OperationalError, path: Path) -> str:
+    if "full" in str(err):
+        return (f"The disk is full: cpmdesk could not save to {path.parent}. Free some space; what is on screen "
+                "is kept and saved once there is room.")
+    return f"cpmdesk could not save to {path} ({err}); check that the folder is writable."
