@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QApplication, QProgressDialog
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog
 
 from app.app_settings import AppSettings
+from app.data_lock import DataFolderInUseError, DataFolderLock
 from app.default_model import (
     DEFAULT_EXPORT_OPTIONS,
     DefaultModelError,
@@ -21,7 +23,8 @@ from app.export_runner import export_command
 from app.gui.appearance import apply_language, apply_theme
 from app.gui.main_window import MainWindow
 from app.paths import data_dir
-from app.store import ChatStore
+from app.resources import is_bundled, resource_path
+from app.store.recovery import open_chat_store
 from export.manifest import read_manifest
 
 
@@ -33,6 +36,9 @@ class DefaultModelBuilder(QObject):
     failed = Signal(str)
 
     def run(self) -> None:
+        if is_bundled():
+            self.failed.emit("This bundle has no built-in model; choose an exported model folder in Models…")
+            return
         try:
             command = export_command(find_default_gguf(), default_model_dir(), *DEFAULT_EXPORT_OPTIONS)
         except DefaultModelError as err:
@@ -53,7 +59,7 @@ class DefaultModelBuilder(QObject):
 
 def build_window(model_folder: Path | None = None) -> MainWindow:
     """The main window on the user's data folder; builds the default model first when there is none."""
-    store = ChatStore(data_dir() / "chats.sqlite3")
+    store, notice = open_chat_store(data_dir() / "chats.sqlite3")
     settings = AppSettings.load(store)
     app = QApplication.instance()
     apply_theme(app, settings.theme)
@@ -64,6 +70,10 @@ def build_window(model_folder: Path | None = None) -> MainWindow:
     if model_folder is None:
         model_folder = installed_default_model()
     window = MainWindow(store, model_folder, settings.device, app_settings=settings)
+    if notice:  # a damaged chat database was replaced: say so where it cannot be missed (non-blocking)
+        window.statusBar().showMessage(notice)
+        window.notice_box = QMessageBox(QMessageBox.Icon.Warning, "cpmdesk", notice, parent=window)
+        window.notice_box.open()
     if model_folder is None:
         _build_default_model(window)
     return window
@@ -86,8 +96,18 @@ def run_gui(model_folder: Path | None = None) -> int:
     """Open the window and run the Qt event loop; returns the exit code."""
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("cpmdesk")
+    app.setWindowIcon(QIcon(str(resource_path("cpmdesk.png"))))
+    lock = DataFolderLock(data_dir())
+    try:
+        lock.acquire()
+    except DataFolderInUseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if app.platformName() != "offscreen":
+            QMessageBox.warning(None, "cpmdesk", str(err))
+        return 1
     window = build_window(model_folder)
     window.show()
     code = app.exec()
     window.store.close()
+    lock.release()
     return code

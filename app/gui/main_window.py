@@ -28,6 +28,7 @@ from app.gui.chat_list import ChatList
 from app.gui.composer import Composer
 from app.gui.markdown_render import MarkdownRenderer
 from app.gui.model_manager import ModelManager
+from app.gui.privacy_page import PrivacyPage
 from app.gui.settings_dialog import SettingsDialog
 from app.gui.transcript_html import MessageView, transcript_html
 from app.gui.workers import GenerationWorker, ModelLoader, Threads
@@ -119,8 +120,10 @@ class MainWindow(QMainWindow):
         settings.triggered.connect(self.open_settings)
         models = QAction(self.tr("Models…"), self)
         models.triggered.connect(self.open_models)
+        privacy = QAction(self.tr("Privacy && data…"), self)
+        privacy.triggered.connect(self.open_privacy)
         menu = self.menuBar().addMenu(self.tr("&Chat"))
-        for action in (export, models, settings):
+        for action in (export, models, settings, privacy):
             menu.addAction(action)
         self._set_ready(False)
 
@@ -387,6 +390,7 @@ class MainWindow(QMainWindow):
         """Show the Settings dialog (non-modal); its OK applies and saves."""
         dialog = SettingsDialog(self.app_settings, available_devices(), self)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
+        dialog.privacy_requested.connect(self.open_privacy)
         dialog.show()
         return dialog
 
@@ -413,6 +417,22 @@ class MainWindow(QMainWindow):
         self.chats.rename_button.setText(self.tr("Rename"))
         self.chats.delete_button.setText(self.tr("Delete"))
         self.chats.search.setPlaceholderText(self.tr("Search chats"))
+
+    def open_privacy(self) -> PrivacyPage:
+        """Show Privacy & data (non-modal): what is stored where, and deleting it."""
+        page = PrivacyPage(self.store.path.parent, self.store, self.model_folder, lambda: self.is_generating, self)
+        page.deleted.connect(self._on_data_deleted)
+        page.show()
+        return page
+
+    def _on_data_deleted(self, key: str) -> None:
+        if key == "chats":
+            self.chat_id, self._unsaved = None, {}
+            self.chats.refresh()
+            self._render()
+        elif key == "settings":
+            self.app_settings = AppSettings()  # the defaults, in memory; nothing is stored until Settings' OK
+            self.settings = self.app_settings.generation()
 
     def open_models(self) -> ModelManager:
         """Show the model manager (non-modal)."""

@@ -107,6 +107,21 @@ class ChatStore:
         self._run("INSERT INTO settings (key, value) VALUES (?, ?) "
                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
 
+    def count_settings(self) -> int:
+        """How many settings are stored."""
+        return int(self._run("SELECT COUNT(*) FROM settings").fetchone()[0])
+
+    def delete_all_settings(self) -> None:
+        """Forget every setting."""
+        self._run("DELETE FROM settings")
+
+    def delete_all_chats(self) -> None:
+        """Delete every chat and message, then rewrite the file so no deleted text remains on disk."""
+        self._run("DELETE FROM chats")
+        self._run("DELETE FROM messages")
+        self._run("VACUUM")
+        self._run("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # messages ------------------------------------------------------------------------------------------
 
     def add_message(self, chat_id: int, role: str, content: str, reasoning: str = "", status: str = "done") -> int:
