@@ -349,3 +349,39 @@ def test_1000_send_stop_cycles_do_not_leak(tmp_path, tiny_llama, exported) -> No
     statuses = {m.status for chat in store.list_chats() for m in store.messages(chat.id) if m.role == "assistant"}
     assert statuses == {"stopped"} and len(store.list_chats()) == 1000
     assert sqlite3.connect(tmp_path / "chats.sqlite3").execute("PRAGMA quick_check").fetchone() == ("ok",)
+
+
+@pytest.mark.slow
+def test_1000_send_stop_cycles_in_the_window_do_not_leak(qtbot, tmp_path, tiny_llama, exported) -> None:
+    """The same through the window: a QThread, a worker and its signals per answer, Stop at the first token."""
+    from PySide6.QtCore import Qt
+
+    from app.gui.main_window import MainWindow
+
+    window = MainWindow(ChatStore(tmp_path / "chats.sqlite3"), None,
+                        settings=GenerationSettings(max_new_tokens=64, ignore_eos=True))
+    qtbot.addWidget(window, before_close_func=lambda w: w.threads.wait_all())
+    window.show()
+    with qtbot.waitSignal(window.model_ready, timeout=LONG):
+        window.load_model(exported(tiny_llama, "int4"))
+    # Stop as soon as the first token arrives (in the worker's thread, like a click landing mid-stream)
+    window.answer_started.connect(lambda worker: worker.delta.connect(lambda *_: worker.cancel.set(),
+                                                                      Qt.ConnectionType.DirectConnection))
+    process = psutil.Process()
+    rss = []
+    for i in range(1000):
+        if i % 100 == 0:
+            window.new_chat()  # a fresh chat now and then keeps the prompt short
+        window.composer.setPlainText(f"Tell me a story, take {i}.")
+        with qtbot.waitSignal(window.answer_finished, timeout=LONG):
+            window.send()
+        if i in (199, 999):
+            gc.collect()
+            rss.append(process.memory_info().rss)
+    growth_mib = (rss[1] - rss[0]) / 2**20
+    print(f"window: RSS after 200 cycles {rss[0] / 2**20:.1f} MiB, after 1000 {rss[1] / 2**20:.1f} MiB")
+    assert growth_mib < 24, f"RSS grew {growth_mib:.1f} MiB over 800 send/stop cycles in the window"
+    answers = [m for chat in window.store.list_chats() for m in window.store.messages(chat.id)
+               if m.role == "assistant"]
+    assert len(answers) == 1000 and {m.status for m in answers} == {"stopped"}
+    assert window.send_button.text() == "Send" and not window.is_generating
