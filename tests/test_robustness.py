@@ -90,6 +90,20 @@ def test_window_starts_on_a_corrupted_database_and_says_so(qtbot, tmp_path, monk
     assert [m.role for m in window.store.messages(window.chat_id)] == ["user", "assistant"]
 
 
+def test_database_from_a_newer_app_is_refused_and_left_alone(tmp_path) -> None:
+    from app.store.schema import SCHEMA_VERSION
+
+    db = sqlite3.connect(tmp_path / "chats.sqlite3")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    app = _app(tmp_path)
+    _out, err = app.communicate(timeout=120)
+    assert app.returncode == 1 and "newer cpmdesk" in err and "Traceback" not in err
+    db = sqlite3.connect(tmp_path / "chats.sqlite3")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1  # not migrated, not replaced
+    assert not list(tmp_path.glob("*.corrupt-*"))
+
+
 # --------------------------------------------------------------------------------------------- two instances
 
 

@@ -25,6 +25,7 @@ from app.gui.main_window import MainWindow
 from app.paths import data_dir
 from app.resources import is_bundled, resource_path
 from app.store.recovery import open_chat_store
+from app.store.schema import NewerSchemaError
 from export.manifest import read_manifest
 
 
@@ -105,7 +106,13 @@ def run_gui(model_folder: Path | None = None) -> int:
         if app.platformName() != "offscreen":
             QMessageBox.warning(None, "cpmdesk", str(err))
         return 1
-    window = build_window(model_folder)
+    try:
+        window = build_window(model_folder)
+    except NewerSchemaError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if app.platformName() != "offscreen":
+            QMessageBox.critical(None, "cpmdesk", str(err))
+        return 1
     window.show()
     code = app.exec()
     window.store.close()
