@@ -208,6 +208,7 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 from app.engine import GenerationSettings
+from app.gui.error_report import report_store_errors
 from app.gui.main_window import MainWindow
 from app.store import ChatStore
 
@@ -242,6 +243,7 @@ def send(window, text):
 
 window = MainWindow(ChatStore(small / "chats.sqlite3"), model,
                     settings=GenerationSettings(max_new_tokens=600, ignore_eos=True))
+report_store_errors(window)
 window.show()
 wait(lambda: window.engine is not None)
 
@@ -254,6 +256,10 @@ send(window, "second question")
 report["refused_status"] = window.statusBar().currentMessage()
 report["box_keeps_text"] = window.composer.toPlainText()
 report["saved_after_refusal"] = [(m.role, m.status, len(m.content)) for m in window.store.messages(chat)]
+window.statusBar().clearMessage()
+window.chats.new_button.click()  # any other click that writes: told in the status bar too
+report["new_chat_status"] = window.statusBar().currentMessage()
+report["chats_after_new"] = len(window.store.list_chats())
 os.remove(small / "filler")
 
 # the disk fills up while an answer streams: the answer goes on, stays on screen, and is saved later
@@ -315,6 +321,7 @@ def test_disk_full_while_saving_a_chat(tmp_path, tiny_llama, exported) -> None:
     assert "disk is full" in report["refused_status"], report
     assert report["box_keeps_text"] == "second question"
     assert report["saved_after_refusal"] == report["saved_before"]
+    assert "disk is full" in report["new_chat_status"] and report["chats_after_new"] == 1, report
     # the disk filled while the answer streamed: the user is told, the whole answer stays on screen
     assert "disk is full" in report["streamed_status"], report
     screen_answer, stored_answer = report["screen"][-1], report["stored_while_full"][-1]

@@ -21,6 +21,7 @@ from app.default_model import (
 )
 from app.export_runner import export_command
 from app.gui.appearance import apply_language, apply_theme
+from app.gui.error_report import report_store_errors
 from app.gui.main_window import MainWindow
 from app.paths import data_dir
 from app.resources import is_bundled, resource_path
@@ -71,6 +72,7 @@ def build_window(model_folder: Path | None = None) -> MainWindow:
     if model_folder is None:
         model_folder = installed_default_model()
     window = MainWindow(store, model_folder, settings.device, app_settings=settings)
+    report_store_errors(window)
     if notice:  # a damaged chat database was replaced: say so where it cannot be missed (non-blocking)
         window.statusBar().showMessage(notice)
         window.notice_box = QMessageBox(QMessageBox.Icon.Warning, "cpmdesk", notice, parent=window)
