@@ -8,15 +8,22 @@ from PySide6.QtWidgets import QMainWindow
 
 from app.store import StoreError
 
+_target: list[QMainWindow] = []  # the window that reports (the latest one given)
+
 
 def report_store_errors(window: QMainWindow) -> None:
     """Show StoreErrors raised in Qt slots in `window`'s status bar; other errors go to the previous hook."""
-    previous = sys.excepthook
+    if not _target:
+        previous = sys.excepthook
 
-    def hook(kind, error, trace) -> None:
-        if issubclass(kind, StoreError):
-            window.statusBar().showMessage(str(error))
-            return
-        previous(kind, error, trace)
+        def hook(kind, error, trace) -> None:
+            if issubclass(kind, StoreError) and _target:
+                try:
+                    _target[0].statusBar().showMessage(str(error))
+                    return
+                except RuntimeError:  # that window is gone
+                    pass
+            previous(kind, error, trace)
 
-    sys.excepthook = hook
+        sys.excepthook = hook
+    _target[:] = [window]
