@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install run test lint ov-ops bench-export bench-decode bench-long-context clean
+.PHONY: install run test lint ov-ops bundle bench-export bench-decode bench-long-context clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ ov-ops: install
 
 test: lint ov-ops
 	$(BIN)/python -m pytest
+
+# The one-folder double-click bundle in dist/cpmdesk (PyInstaller; ships the exported default model, no torch).
+bundle: install
+	$(BIN)/python installer/build.py
 
 bench-export: install
 	$(BIN)/python bench/export.py

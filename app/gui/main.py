@@ -7,15 +7,26 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QApplication, QProgressDialog
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog
 
 from app.app_settings import AppSettings
-from app.default_model import DEFAULT_EXPORT_OPTIONS, DefaultModelError, default_model_dir, find_default_gguf
+from app.data_lock import DataFolderInUseError, DataFolderLock
+from app.default_model import (
+    DEFAULT_EXPORT_OPTIONS,
+    DefaultModelError,
+    default_model_dir,
+    find_default_gguf,
+    installed_default_model,
+)
 from app.export_runner import export_command
 from app.gui.appearance import apply_language, apply_theme
+from app.gui.error_report import report_store_errors
 from app.gui.main_window import MainWindow
 from app.paths import data_dir
-from app.store import ChatStore
+from app.resources import is_bundled, resource_path
+from app.store.recovery import open_chat_store
+from app.store.schema import NewerSchemaError
 from export.manifest import read_manifest
 
 
@@ -27,6 +38,9 @@ class DefaultModelBuilder(QObject):
     failed = Signal(str)
 
     def run(self) -> None:
+        if is_bundled():
+            self.failed.emit("This bundle has no built-in model; choose an exported model folder in Models…")
+            return
         try:
             command = export_command(find_default_gguf(), default_model_dir(), *DEFAULT_EXPORT_OPTIONS)
         except DefaultModelError as err:
@@ -47,7 +61,7 @@ class DefaultModelBuilder(QObject):
 
 def build_window(model_folder: Path | None = None) -> MainWindow:
     """The main window on the user's data folder; builds the default model first when there is none."""
-    store = ChatStore(data_dir() / "chats.sqlite3")
+    store, notice = open_chat_store(data_dir() / "chats.sqlite3")
     settings = AppSettings.load(store)
     app = QApplication.instance()
     apply_theme(app, settings.theme)
@@ -55,9 +69,14 @@ def build_window(model_folder: Path | None = None) -> MainWindow:
     chosen = Path(settings.model_folder) if settings.model_folder else None
     if model_folder is None and chosen is not None and read_manifest(chosen) is not None:
         model_folder = chosen
-    if model_folder is None and read_manifest(default_model_dir()) is not None:
-        model_folder = default_model_dir()
+    if model_folder is None:
+        model_folder = installed_default_model()
     window = MainWindow(store, model_folder, settings.device, app_settings=settings)
+    report_store_errors(window)
+    if notice:  # a damaged chat database was replaced: say so where it cannot be missed (non-blocking)
+        window.statusBar().showMessage(notice)
+        window.notice_box = QMessageBox(QMessageBox.Icon.Warning, "cpmdesk", notice, parent=window)
+        window.notice_box.open()
     if model_folder is None:
         _build_default_model(window)
     return window
@@ -80,8 +99,24 @@ def run_gui(model_folder: Path | None = None) -> int:
     """Open the window and run the Qt event loop; returns the exit code."""
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("cpmdesk")
-    window = build_window(model_folder)
+    app.setWindowIcon(QIcon(str(resource_path("cpmdesk.png"))))
+    lock = DataFolderLock(data_dir())
+    try:
+        lock.acquire()
+    except DataFolderInUseError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if app.platformName() != "offscreen":
+            QMessageBox.warning(None, "cpmdesk", str(err))
+        return 1
+    try:
+        window = build_window(model_folder)
+    except NewerSchemaError as err:
+        print(f"error: {err}", file=sys.stderr)
+        if app.platformName() != "offscreen":
+            QMessageBox.critical(None, "cpmdesk", str(err))
+        return 1
     window.show()
     code = app.exec()
     window.store.close()
+    lock.release()
     return code

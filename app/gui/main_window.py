@@ -29,10 +29,12 @@ from app.gui.composer import Composer
 from app.gui.docs_mode import DocsMode
 from app.gui.markdown_render import MarkdownRenderer
 from app.gui.model_manager import ModelManager
+from app.gui.privacy_page import PrivacyPage
 from app.gui.settings_dialog import SettingsDialog
 from app.gui.transcript_html import MessageView, transcript_html
 from app.gui.workers import GenerationWorker, ModelLoader, Threads
-from app.store import ChatStore
+from app.store import ChatStore, StoreError
+from app.store.answer_recorder import AnswerRecorder
 
 RENDER_INTERVAL_MS = 50
 
@@ -61,6 +63,7 @@ class MainWindow(QMainWindow):
         self._code_blocks: list[str] = []
         self._editing: int | None = None
         self._dirty = False
+        self._unsaved: dict[int, tuple[MessageView, AnswerRecorder]] = {}  # answers the disk had no room for
         self.threads = Threads()
         self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
         self.docs = DocsMode(self, store.path.parent / "docs.sqlite3")
@@ -120,8 +123,10 @@ class MainWindow(QMainWindow):
         settings.triggered.connect(self.open_settings)
         models = QAction(self.tr("Models…"), self)
         models.triggered.connect(self.open_models)
+        privacy = QAction(self.tr("Privacy && data…"), self)
+        privacy.triggered.connect(self.open_privacy)
         menu = self.menuBar().addMenu(self.tr("&Chat"))
-        for action in (export, models, self.docs.action, settings):
+        for action in (export, models, self.docs.action, settings, privacy):
             menu.addAction(action)
         self._set_ready(False)
 
@@ -212,17 +217,36 @@ class MainWindow(QMainWindow):
         text = self.composer.toPlainText().strip()
         if not text or self.engine is None or self.is_generating:
             return
-        if self.chat_id is None:
-            self.new_chat()
-        if self._editing is not None:
-            self.store.delete_messages_from(self.chat_id, self._editing)
-            self._editing = None
-        text, switch = split_think_switch(text)
-        self.store.add_message(self.chat_id, "user", text)
-        if self._title_is_default():
-            self.store.rename_chat(self.chat_id, text.splitlines()[0][:48])
-        self.composer.clear()
-        self._generate(switch)
+        try:
+            self._save_unsaved()
+            if self.chat_id is None:
+                self.new_chat()
+            if self._editing is not None:
+                self.store.delete_messages_from(self.chat_id, self._editing)
+                self._editing = None
+            text, switch = split_think_switch(text)
+            self.store.add_message(self.chat_id, "user", text)
+            if self._title_is_default():
+                self.store.rename_chat(self.chat_id, text.splitlines()[0][:48])
+            self.composer.clear()
+            self._warn_if_model_gone()
+            self._generate(switch)
+        except StoreError as err:  # disk full: the typed text stays in the box, saved chats stay as they are
+            self.chats.refresh(select=self.chat_id)
+            self._render()
+            self.statusBar().showMessage(str(err))
+
+    def _save_unsaved(self) -> None:
+        for message_id, (_view, recorder) in list(self._unsaved.items()):
+            if not recorder.retry():
+                raise StoreError(recorder.save_error)
+            del self._unsaved[message_id]
+
+    def _warn_if_model_gone(self) -> None:
+        if self.model_folder is not None and not (self.model_folder / "openvino_model.xml").is_file():
+            self.statusBar().showMessage(self.tr("The model folder {0} was deleted or moved: answers come from the "
+                                                 "copy in memory until cpmdesk restarts. Choose another model in "
+                                                 "Models…").format(self.model_folder))
 
     def _title_is_default(self) -> bool:
         return any(c.id == self.chat_id and c.title == "New chat" for c in self.store.list_chats())
@@ -282,7 +306,16 @@ class MainWindow(QMainWindow):
             view.content += text
         self._dirty = True
 
+    def _keep_unsaved(self, status: str) -> None:
+        """The answer could not be written (disk full): keep it on screen and save it before the next send."""
+        recorder = self.worker.recorder
+        if recorder.save_error and self._streaming is not None:
+            self._streaming.status = status
+            self._unsaved[self._streaming.id] = (self._streaming, recorder)
+            self.statusBar().showMessage(recorder.save_error)
+
     def _on_finished(self, reply, thinking_s: float) -> None:
+        self._keep_unsaved("stopped" if reply.stopped else "done")
         self._end_generation()
         self.speed_label.setText(f"{reply.tokens_per_second:.1f} tok/s · first token {reply.ttft_ms:.0f} ms")
         if reply.dropped_messages:
@@ -291,6 +324,7 @@ class MainWindow(QMainWindow):
         self.answer_finished.emit()
 
     def _on_failed(self, message: str) -> None:
+        self._keep_unsaved("failed")
         self._end_generation()
         self.statusBar().showMessage(message)
         self.answer_finished.emit()
@@ -313,6 +347,9 @@ class MainWindow(QMainWindow):
         for message in self.store.messages(self.chat_id):
             if self._streaming is not None and message.id == self._streaming.id:
                 views.append(self._streaming)
+                continue
+            if message.id in self._unsaved:
+                views.append(self._unsaved[message.id][0])
                 continue
             thinking = message.metrics.get("thinking_s")
             views.append(MessageView(message.id, message.role, message.content, message.reasoning, message.status,
@@ -360,6 +397,7 @@ class MainWindow(QMainWindow):
         """Show the Settings dialog (non-modal); its OK applies and saves."""
         dialog = SettingsDialog(self.app_settings, available_devices(), self)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
+        dialog.privacy_requested.connect(self.open_privacy)
         dialog.show()
         return dialog
 
@@ -386,6 +424,22 @@ class MainWindow(QMainWindow):
         self.chats.rename_button.setText(self.tr("Rename"))
         self.chats.delete_button.setText(self.tr("Delete"))
         self.chats.search.setPlaceholderText(self.tr("Search chats"))
+
+    def open_privacy(self) -> PrivacyPage:
+        """Show Privacy & data (non-modal): what is stored where, and deleting it."""
+        page = PrivacyPage(self.store.path.parent, self.store, self.model_folder, lambda: self.is_generating, self)
+        page.deleted.connect(self._on_data_deleted)
+        page.show()
+        return page
+
+    def _on_data_deleted(self, key: str) -> None:
+        if key == "chats":
+            self.chat_id, self._unsaved = None, {}
+            self.chats.refresh()
+            self._render()
+        elif key == "settings":
+            self.app_settings = AppSettings()  # the defaults, in memory; nothing is stored until Settings' OK
+            self.settings = self.app_settings.generation()
 
     def open_models(self) -> ModelManager:
         """Show the model manager (non-modal)."""

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from app.engine import ModelFolderError, check_model_folder
 from app.export_runner import export_command
 from app.paths import models_dir
+from app.resources import bundled_models_dir, is_bundled
 from export.manifest import read_manifest
 
 # What the download list offers (hub ids); the export runs `cpmdesk-export` on them.
@@ -27,8 +28,9 @@ DOWNLOADABLE = ("openbmb/MiniCPM4-0.5B", "openbmb/MiniCPM4-8B", "openbmb/MiniCPM
 
 
 def list_models(extra_dirs: list[str]) -> list[tuple[Path, dict]]:
-    """Exported models in the data folder and in the user's added folders, with their manifests."""
-    folders = sorted(p for p in models_dir().iterdir() if p.is_dir()) + [Path(d) for d in extra_dirs]
+    """Exported models in the data folder, shipped in the bundle and in the user's added folders, with manifests."""
+    shipped = sorted(p for p in bundled_models_dir().iterdir() if p.is_dir()) if bundled_models_dir().is_dir() else []
+    folders = sorted(p for p in models_dir().iterdir() if p.is_dir()) + shipped + [Path(d) for d in extra_dirs]
     found = []
     for folder in folders:
         manifest = read_manifest(folder)
@@ -91,6 +93,10 @@ class ModelManager(QDialog):
         self.download_button.clicked.connect(self._download)
         self.cancel_button.clicked.connect(self._cancel)
         self.process: QProcess | None = None
+        if is_bundled():  # the installed app has no exporter (no torch): say where exporting happens
+            self.download_button.setEnabled(False)
+            self.status.setText(self.tr("This installed app runs exported models; to download and export one, use "
+                                        "cpmdesk-export (pip install 'cpmdesk[export]'), then Add a local folder."))
         self.refresh()
 
     def refresh(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -11,6 +12,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QPlainTextEdit,
+    QPushButton,
     QSpinBox,
 )
 
@@ -19,6 +21,8 @@ from app.app_settings import LANGUAGES, THEMES, AppSettings
 
 class SettingsDialog(QDialog):
     """Edits a copy of AppSettings; `result_settings()` returns it after OK."""
+
+    privacy_requested = Signal()
 
     def __init__(self, settings: AppSettings, devices: list[str], parent=None) -> None:
         super().__init__(parent)
@@ -53,6 +57,9 @@ class SettingsDialog(QDialog):
         form.addRow(self.tr("Device"), self.device)
         form.addRow(self.tr("Theme"), self.theme)
         form.addRow(self.tr("Language"), self.language)
+        self.privacy_button = QPushButton(self.tr("What is stored, and deleting it…"))
+        self.privacy_button.clicked.connect(self.privacy_requested)
+        form.addRow(self.tr("Privacy && data"), self.privacy_button)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)

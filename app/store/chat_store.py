@@ -13,6 +13,10 @@ from app.engine.conversation import Conversation, Message
 from app.store.schema import migrate
 
 
+class StoreError(RuntimeError):
+    """The chat database could not be written (disk full, read-only, I/O error); the message says what to do."""
+
+
 @dataclass(frozen=True)
 class ChatSummary:
     """A row of the chat list."""
@@ -55,7 +59,10 @@ class ChatStore:
 
     def _run(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
         with self._lock:
-            return self._db.execute(sql, args)
+            try:
+                return self._db.execute(sql, args)
+            except sqlite3.OperationalError as err:
+                raise StoreError(_explain(err, self.path)) from err
 
     def _mark_interrupted(self) -> int:
         """Answers still 'streaming' were cut off by a crash or kill: mark them so the UI can say so."""
@@ -100,6 +107,21 @@ class ChatStore:
         self._run("INSERT INTO settings (key, value) VALUES (?, ?) "
                   "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
 
+    def count_settings(self) -> int:
+        """How many settings are stored."""
+        return int(self._run("SELECT COUNT(*) FROM settings").fetchone()[0])
+
+    def delete_all_settings(self) -> None:
+        """Forget every setting."""
+        self._run("DELETE FROM settings")
+
+    def delete_all_chats(self) -> None:
+        """Delete every chat and message, then rewrite the file so no deleted text remains on disk."""
+        self._run("DELETE FROM chats")
+        self._run("DELETE FROM messages")
+        self._run("VACUUM")
+        self._run("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # messages ------------------------------------------------------------------------------------------
 
     def add_message(self, chat_id: int, role: str, content: str, reasoning: str = "", status: str = "done") -> int:
@@ -141,3 +163,10 @@ class ChatStore:
         messages = [Message(m.role, m.content, m.reasoning) for m in self.messages(chat_id)
                     if m.status != "failed" and (m.content or m.role == "user")]
         return Conversation(system=row[0] if row else "", messages=messages)
+
+
+def _explain(err: sqlite3.OperationalError, path: Path) -> str:
+    if "full" in str(err):
+        return (f"The disk is full: cpmdesk could not save to {path.parent}. Free some space; what is on screen "
+                "is kept and saved once there is room.")
+    return f"cpmdesk could not save to {path} ({err}); check that the folder is writable."

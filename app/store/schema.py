@@ -39,11 +39,15 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+class NewerSchemaError(RuntimeError):
+    """The database was written by a newer cpmdesk; it is left untouched."""
+
+
 def migrate(connection: sqlite3.Connection) -> int:
     """Bring the database to SCHEMA_VERSION; returns the version it started from."""
     start = connection.execute("PRAGMA user_version").fetchone()[0]
     if start > SCHEMA_VERSION:
-        raise RuntimeError(f"the chat database is from a newer cpmdesk (schema {start} > {SCHEMA_VERSION}); "
+        raise NewerSchemaError(f"the chat database is from a newer cpmdesk (schema {start} > {SCHEMA_VERSION}); "
                            "update cpmdesk to open it")
     for version in range(start, SCHEMA_VERSION):
         with connection:

@@ -1,0 +1,12 @@
+"""PyInstaller runtime hook: tell openvino-genai where the bundled openvino-tokenizers library is."""
+
+import os
+import sys
+from pathlib import Path
+
+_lib = Path(sys._MEIPASS) / "openvino_tokenizers" / "lib"
+for _name in ("libopenvino_tokenizers.so", "libopenvino_tokenizers.dylib", "openvino_tokenizers.dll"):
+    if (_lib / _name).is_file():
+        os.environ.setdefault("OPENVINO_TOKENIZERS_PATH_GENAI", str(_lib / _name))
+        os.environ.setdefault("OV_TOKENIZER_PREBUILD_EXTENSION_PATH", str(_lib / _name))
+        break

@@ -1,0 +1,74 @@
+"""Settings › Privacy & data: what is stored where, and deleting it only after the user confirms."""
+
+from __future__ import annotations
+
+import shutil
+
+from PySide6.QtWidgets import QMessageBox
+
+from app.app_settings import AppSettings
+from app.gui.main_window import MainWindow
+from app.store import ChatStore
+
+SECRET = "my bank PIN is 4711-unique-marker"
+
+
+def _window(qtbot, data):
+    store = ChatStore(data / "chats.sqlite3")
+    window = MainWindow(store, None, app_settings=AppSettings.load(store))
+    qtbot.addWidget(window, before_close_func=lambda w: w.threads.wait_all())
+    window.show()
+    return window
+
+
+def _answer(page, key: str, button: QMessageBox.StandardButton) -> None:
+    box = page.ask_delete(key)
+    assert box.isVisible() and "cannot be undone" in box.text()
+    box.button(button).click()
+
+
+def test_page_lists_what_is_stored_and_deletes_chats_after_confirmation(qtbot, tmp_path) -> None:
+    window = _window(qtbot, tmp_path)
+    for title in ("Trip", "Taxes"):
+        chat = window.store.create_chat(title)
+        window.store.add_message(chat, "user", SECRET)
+    window.store.set_setting("theme", "dark")
+    window.chats.refresh()
+    window.select_chat(chat)
+    page = window.open_privacy()
+    items = [page.table.topLevelItem(i) for i in range(page.table.topLevelItemCount())]
+    rows = {item.text(0): item for item in items}
+    assert rows["Chats (messages and answers)"].text(1) == "2"
+    assert rows["Chats (messages and answers)"].text(3) == str(tmp_path / "chats.sqlite3")
+    assert rows["Settings (stored in the chat database)"].text(1) == "1"
+
+    _answer(page, "chats", QMessageBox.StandardButton.Cancel)
+    assert len(window.store.list_chats()) == 2
+    _answer(page, "chats", QMessageBox.StandardButton.Yes)
+    assert window.store.list_chats() == [] and window.chat_id is None and window.chats.list.count() == 0
+    assert page.table.topLevelItem(0).text(1) == "0" and not page.buttons["chats"].isEnabled()
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.glob("chats.sqlite3*"))
+    assert SECRET.encode() not in on_disk, "deleted text must not stay in the database file"
+
+    _answer(page, "settings", QMessageBox.StandardButton.Yes)
+    assert window.store.count_settings() == 0 and window.app_settings == AppSettings()
+
+
+def test_deleting_models_keeps_the_one_in_use(qtbot, tmp_path, tiny_llama, exported) -> None:
+    models = tmp_path / "models"
+    for name in ("in-use", "old-export"):
+        shutil.copytree(exported(tiny_llama, "int4"), models / name)
+    window = _window(qtbot, tmp_path)
+    window.model_folder = models / "in-use"
+    page = window.open_privacy()
+    box = page.ask_delete("models")
+    assert "in-use" in box.text() and "kept" in box.text()
+    box.button(QMessageBox.StandardButton.Yes).click()
+    assert sorted(p.name for p in models.iterdir()) == ["in-use"]
+
+
+def test_settings_dialog_opens_the_privacy_page(qtbot, tmp_path) -> None:
+    window = _window(qtbot, tmp_path)
+    dialog = window.open_settings()
+    with qtbot.waitSignal(dialog.privacy_requested):
+        dialog.privacy_button.click()
