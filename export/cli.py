@@ -31,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow models that ship their own Python code to run it")
     parser.add_argument("--force", action="store_true", help="replace a non-empty OUT")
+    parser.add_argument("--draft", metavar="DRAFT",
+                        help="also export a draft model for assisted generation into OUT/draft: a smaller model "
+                             "with the same tokenizer (hub id, folder or .gguf), or eagle3:PATH for an EAGLE3 head")
+    parser.add_argument("--draft-weight-format", choices=WEIGHT_FORMATS, default="int4",
+                        help="the draft's weight format (default: int4)")
+    parser.add_argument("--draft-group-size", type=int, default=128, help="the draft's int4 group size (default 128)")
     return parser
 
 
@@ -44,9 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     quant = Quantization(weight_format=args.weight_format, group_size=args.group_size, ratio=args.ratio, sym=args.sym,
                          awq=args.awq, scale_estimation=args.scale_estimation, dataset=args.dataset,
                          num_samples=args.num_samples)
+    from export.draft import DraftRequest
     from export.exporter import ExportRequest, run_export
 
-    request = ExportRequest(args.source, args.out, quant, args.trust_remote_code, args.force, args.revision)
+    draft = DraftRequest(args.draft, Quantization(weight_format=args.draft_weight_format,
+                                                  group_size=args.draft_group_size)) if args.draft else None
+    request = ExportRequest(args.source, args.out, quant, args.trust_remote_code, args.force, args.revision, draft)
     try:
         run_export(request)
     except ExportError as err:

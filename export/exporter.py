@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from export.draft import DraftRequest, export_draft, resolve_draft
 from export.errors import ExportError, OutputExistsError, ValidationFailedError
 from export.manifest import folder_sizes, tool_versions, write_manifest
 from export.preflight import check_disk, estimate_export_bytes, inspect_folder, inspect_gguf
@@ -33,6 +34,7 @@ class ExportRequest:
     trust_remote_code: bool = False
     force: bool = False
     revision: str | None = None
+    draft: DraftRequest | None = None  # a draft model exported into OUT/draft (export/draft.py)
 
 
 def run_export(request: ExportRequest, log: Log = print) -> dict:
@@ -45,6 +47,7 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
 
     log(f"[1/5] Resolving {request.source}")
     source = resolve_source(request.source, request.revision)
+    draft = resolve_draft(request.draft, source) if request.draft else None  # refused before any heavy work
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         staging.mkdir()
@@ -76,6 +79,8 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
                 f"needs {validation.threshold:.0%}; in top-5 {validation.top5_containment:.1%}; tokenizer match "
                 f"{validation.tokenizer_match}); try a higher precision (--weight-format int8 or fp16), "
                 "a smaller --group-size, or --ratio 0.8")
+        if draft is not None:
+            manifest["draft"] = export_draft(request.draft, draft, ir_dir, request.trust_remote_code, log)
         log("[5/5] Writing manifest and moving into place")
         write_manifest(ir_dir, manifest)
         _move_into_place(ir_dir, out, staging)

@@ -13,6 +13,7 @@ from app.engine.devices import available_devices
 from app.engine.memory import available_memory, memory_problem, required_memory
 from app.engine.model_folder import ModelFolderError, check_model_folder
 from app.engine.settings import GenerationSettings
+from app.engine.speculative import DraftConfig, DraftStats, draft_stats, plan_draft
 from app.engine.think_parser import Delta, ThinkParser
 
 OnDelta = Callable[[Delta], None]
@@ -40,12 +41,14 @@ class Reply:
     stopped: bool  # cancelled by the caller; the partial answer is kept
     unterminated_reasoning: bool
     dropped_messages: int  # oldest messages left out of the prompt to fit the context
+    draft: DraftStats | None = None  # assisted generation: acceptance and estimated speed-up
 
 
 class ChatEngine:
     """A loaded model. Conversations are passed in; the engine holds no chat state of its own."""
 
-    def __init__(self, folder: Path, device: str = "CPU", context_tokens: int | None = None) -> None:
+    def __init__(self, folder: Path, device: str = "CPU", context_tokens: int | None = None,
+                 draft: DraftConfig | None = None) -> None:
         self.folder = Path(folder)
         self.manifest = check_model_folder(self.folder)
         problem = memory_problem(required_memory(self.folder), available_memory())
@@ -57,9 +60,15 @@ class ChatEngine:
         import openvino_genai as og
 
         self._og = og
+        self.draft_config = draft or DraftConfig()
         try:
-            self._pipe = og.LLMPipeline(str(self.folder), device)
+            self._draft = plan_draft(self.folder, self.manifest, self.draft_config, device, og)
+            self._pipe = og.LLMPipeline(str(self.folder), device, **self._draft.pipeline_kwargs)
         except RuntimeError as err:
+            if "draft" in str(err).lower():
+                raise ModelFolderError(f"The draft model of {self.folder.name} cannot assist it "
+                                       f"({str(err).strip().splitlines()[-1]}); turn the draft off in Settings "
+                                       "or export the model again") from err
             raise ModelFolderError(f"OpenVINO could not load {self.folder.name} ({str(err).splitlines()[0]}); "
                                    "the IR may be corrupt: export the model again") from err
         self.device = device
@@ -68,6 +77,11 @@ class ChatEngine:
         model_max = json.loads((self.folder / "config.json").read_text()).get("max_position_embeddings")
         self.context_tokens = int(context_tokens or min(model_max or DEFAULT_CONTEXT, DEFAULT_CONTEXT))
         self._lock = threading.Lock()
+
+    @property
+    def draft_state(self) -> str:
+        """"draft on", "draft off…" with the reason, or "" when the model has no draft."""
+        return self._draft.status
 
     @property
     def name(self) -> str:
@@ -114,6 +128,8 @@ class ChatEngine:
         config = self._pipe.get_generation_config()
         settings.apply(config)
         config.apply_chat_template = False
+        if self._draft.active:
+            self.draft_config.apply(config)
         with self._lock:
             try:
                 result = self._pipe.generate([prompt], config, streamer=stream)
@@ -127,7 +143,8 @@ class ChatEngine:
                      num_tokens=int(perf.get_num_generated_tokens()), prompt_tokens=prompt_tokens,
                      ttft_ms=float(perf.get_ttft().mean), tokens_per_second=1000.0 / tpot if tpot > 0 else 0.0,
                      stopped=stopped or bool(cancel is not None and cancel.is_set()),
-                     unterminated_reasoning=parsed.unterminated, dropped_messages=first)
+                     unterminated_reasoning=parsed.unterminated, dropped_messages=first,
+                     draft=draft_stats(perf, result.extended_perf_metrics) if self._draft.active else None)
 
     def _fit(self, conversation: Conversation, max_new_tokens: int, think: bool | None) -> tuple[int, str, int]:
         """Drop the oldest turns (never the system prompt) until prompt + answer fit the context."""
