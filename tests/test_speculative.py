@@ -128,3 +128,28 @@ def test_a_model_without_draft_reports_nothing(tiny_llama, exported) -> None:
     engine = ChatEngine(exported(tiny_llama, "int4"))
     assert engine.draft_state == ""
     assert engine.send(Conversation(), PROMPTS[1], GenerationSettings(max_new_tokens=4)).draft is None
+
+
+@pytest.mark.slow
+def test_window_shows_the_draft_and_its_setting_turns_it_off(qtbot, tmp_path: Path, tiny_pair: Path) -> None:
+    from tests.test_gui import LONG, open_window, send
+
+    window = open_window(qtbot, tmp_path / "chats.sqlite3", tiny_pair, max_new_tokens=24, temperature=0.0)
+    assert window.model_label.text().endswith("· draft on")
+    send(qtbot, window, PROMPTS[0] + " /think")
+    assert "accepted" in window.speed_label.text() and "tok/s" in window.speed_label.text()
+    dialog = window.open_settings()
+    assert dialog.use_draft.isChecked()
+    dialog.use_draft.setChecked(False)
+    with qtbot.waitSignal(window.model_ready, timeout=LONG):
+        dialog.accept()
+    assert window.model_label.text().endswith("· draft off") and window.store.get_setting("use_draft") is False
+    send(qtbot, window, PROMPTS[1])
+    assert "accepted" not in window.speed_label.text()
+
+
+def test_cli_no_draft_flag(tiny_pair: Path) -> None:
+    from app.cli import build_parser
+
+    assert build_parser().parse_args(["ask", "hi", "--no-draft"]).draft is False
+    assert build_parser().parse_args(["ask", "hi"]).draft is True

@@ -45,6 +45,8 @@ class DraftStats:
 
     def describe(self) -> str:
         """Short status text, e.g. "draft 72 % accepted · ~1.8× est."."""
+        if self.draft_tokens == 0:
+            return "draft: nothing drafted"
         speed = f" · ~{self.estimated_speedup:.1f}× est." if self.estimated_speedup else ""
         return f"draft {self.acceptance_rate:.0%} accepted{speed}"
 
@@ -69,8 +71,8 @@ def draft_blocker(manifest: dict) -> str | None:
     return None
 
 
-def draft_stats(perf, extended) -> DraftStats | None:
-    """Acceptance and an estimated speed-up from a speculative answer's metrics (None if nothing was drafted).
+def draft_stats(perf, extended) -> DraftStats:
+    """Acceptance and an estimated speed-up from a speculative answer's metrics.
 
     GenAI reports the drafted and accepted counts and the target model's own timings, but not what the same
     answer would have cost without the draft. The speed-up is therefore estimated: the target's median time
@@ -79,16 +81,15 @@ def draft_stats(perf, extended) -> DraftStats | None:
     than a plain step, so the estimate runs high; bench/speculative.py measures the real ratio beside it.
     """
     drafted = int(extended.get_num_draft_tokens())
-    if drafted <= 0:
-        return None
     accepted = int(extended.get_num_accepted_tokens())
     steps = [float(d) for d in extended.main_model_metrics.raw_metrics.m_durations][1:]  # [0] is the prompt
     tpot_ms = float(perf.get_tpot().mean)
     estimate = None
-    if steps and tpot_ms > 0:
+    if steps and tpot_ms > 0 and drafted > 0:
         estimate = statistics.median(steps) / 1000.0 / tpot_ms  # m_durations are in microseconds
-    return DraftStats(accepted_tokens=accepted, draft_tokens=drafted, acceptance_rate=accepted / drafted,
-                      target_steps=len(steps), estimated_speedup=estimate)
+    return DraftStats(accepted_tokens=accepted, draft_tokens=drafted,
+                      acceptance_rate=accepted / drafted if drafted else 0.0, target_steps=len(steps),
+                      estimated_speedup=estimate)
 
 
 # On CPUs with bf16 hardware, OpenVINO infers in bf16 by default, and a verification step (several tokens at
