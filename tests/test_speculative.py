@@ -153,3 +153,14 @@ def test_cli_no_draft_flag(tiny_pair: Path) -> None:
 
     assert build_parser().parse_args(["ask", "hi", "--no-draft"]).draft is False
     assert build_parser().parse_args(["ask", "hi"]).draft is True
+
+
+@pytest.mark.slow
+def test_sampling_with_the_draft_survives_genai_check_failures(tiny_pair: Path) -> None:
+    # GenAI 2026.4 intermittently fails a check in speculative sampling (seed 0 here, fresh pipeline); the engine
+    # resumes from the streamed text, so every answer completes.
+    engine = ChatEngine(tiny_pair)
+    for seed in range(30):
+        settings = GenerationSettings(max_new_tokens=48, temperature=0.8, top_p=0.9, seed=seed)
+        reply = engine.send(Conversation(), "Tell me about books and the sea.", settings)
+        assert reply.num_tokens > 0 and reply.draft is not None

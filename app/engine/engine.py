@@ -13,7 +13,7 @@ from app.engine.devices import available_devices
 from app.engine.memory import available_memory, memory_problem, required_memory
 from app.engine.model_folder import ModelFolderError, check_model_folder
 from app.engine.settings import GenerationSettings
-from app.engine.speculative import DraftConfig, DraftStats, draft_stats, plan_draft
+from app.engine.speculative import DraftConfig, DraftStats, draft_stats, is_sampling_crash, plan_draft
 from app.engine.think_parser import Delta, ThinkParser
 
 OnDelta = Callable[[Delta], None]
@@ -114,9 +114,11 @@ class ChatEngine:
         parser = ThinkParser(starts_in_think=prompt.rstrip().endswith("<think>"))
         og = self._og
         stopped = False
+        streamed: list[str] = []
 
         def stream(chunk: str):
             nonlocal stopped
+            streamed.append(chunk)
             for delta in parser.feed(chunk):
                 if on_delta is not None:
                     on_delta(delta)
@@ -131,20 +133,38 @@ class ChatEngine:
         if self._draft.active:
             self.draft_config.apply(config)
         with self._lock:
-            try:
-                result = self._pipe.generate([prompt], config, streamer=stream)
-            except RuntimeError as err:
-                raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
+            result, resumed = self._run(prompt, config, stream, streamed)
         parsed = parser.finish()
         conversation.messages.append(Message("assistant", parsed.answer, parsed.reasoning))
         perf = result.perf_metrics
         tpot = float(perf.get_tpot().mean)
         return Reply(answer=parsed.answer, reasoning=parsed.reasoning,
-                     num_tokens=int(perf.get_num_generated_tokens()), prompt_tokens=prompt_tokens,
+                     num_tokens=resumed + int(perf.get_num_generated_tokens()), prompt_tokens=prompt_tokens,
                      ttft_ms=float(perf.get_ttft().mean), tokens_per_second=1000.0 / tpot if tpot > 0 else 0.0,
                      stopped=stopped or bool(cancel is not None and cancel.is_set()),
                      unterminated_reasoning=parsed.unterminated, dropped_messages=first,
                      draft=draft_stats(perf, result.extended_perf_metrics) if self._draft.active else None)
+
+    def _run(self, prompt: str, config, stream, streamed: list[str]):
+        """Generate; returns the result and the tokens streamed before a resumed attempt (usually 0).
+
+        GenAI 2026.4's speculative decoding with sampling intermittently fails an internal check (about one answer
+        in thirty); the answer then resumes from the text streamed so far, so the user sees one continuous answer.
+        """
+        resumed, budget = 0, config.max_new_tokens
+        for attempt in range(3):
+            text = "".join(streamed)
+            try:
+                return self._pipe.generate([prompt + text], config, streamer=stream), resumed
+            except RuntimeError as err:
+                if attempt == 2 or not (self._draft.active and config.do_sample and is_sampling_crash(err)):
+                    raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
+            ids = self._tokenizer.encode(["".join(streamed)], add_special_tokens=False).input_ids
+            resumed = int(ids.get_shape()[1])
+            if resumed >= budget:
+                raise EngineError("Generation failed: the draft pipeline stopped at the token limit")
+            config.max_new_tokens = budget - resumed
+        raise AssertionError("unreachable")
 
     def _fit(self, conversation: Conversation, max_new_tokens: int, think: bool | None) -> tuple[int, str, int]:
         """Drop the oldest turns (never the system prompt) until prompt + answer fit the context."""

@@ -121,3 +121,8 @@ def plan_draft(folder: Path, manifest: dict, config: DraftConfig, device: str, o
     if not config.enabled:
         return DraftPlan(False, "draft off", exact)
     return DraftPlan(True, "draft on", {"draft_model": og.draft_model(str(draft), device, **exact), **exact})
+
+
+def is_sampling_crash(err: Exception) -> bool:
+    """GenAI 2026.4's intermittent check failure in speculative decoding with sampling (sequence_group.cpp)."""
+    return "content_length <= prompt_ids.size()" in str(err)
