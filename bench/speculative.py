@@ -140,8 +140,7 @@ def run(folder: Path, temperatures: list[float], max_new_tokens: int, assistant_
                             "acceptance": None if stats is None else round(stats.acceptance_rate, 3),
                             "accepted": None if stats is None else stats.accepted_tokens,
                             "drafted": None if stats is None else stats.draft_tokens,
-                            "est_speedup": None if stats is None or stats.estimated_speedup is None
-                            else round(stats.estimated_speedup, 2),
+                            "tokens_per_step": None if stats is None else round(stats.tokens_per_step, 2),
                             "text": reply.answer})
                 rows[use_draft].append(row)
         summarize(temperature, rows)
@@ -164,8 +163,7 @@ def summarize(temperature: float, rows: dict[bool, list[dict]]) -> None:
           "decode_tok_s_draft": round(decode_rate(with_draft), 2), "decode_tok_s_plain": round(decode_rate(plain), 2),
           "speedup": round(decode_rate(with_draft) / decode_rate(plain), 3),
           "speedup_median_per_prompt": round(statistics.median(ratios), 3),
-          "est_speedup_median": round(statistics.median([r["est_speedup"] for r in with_draft
-                                                         if r["est_speedup"] is not None] or [0]), 3),
+          "tokens_per_step_median": round(statistics.median([r["tokens_per_step"] for r in with_draft]), 2),
           "identical_texts": sum(same), "identical_all": all(same)})
 
 
