@@ -149,7 +149,8 @@ class ChatEngine:
         """Generate; returns the result and the tokens streamed before a resumed attempt (usually 0).
 
         GenAI 2026.4's speculative decoding with sampling intermittently fails an internal check (about one answer
-        in thirty); the answer then resumes from the text streamed so far, so the user sees one continuous answer.
+        in thirty), and the pipeline then never drafts again; it is rebuilt and the answer resumes from the text
+        streamed so far, so the user sees one continuous answer.
         """
         resumed, budget = 0, config.max_new_tokens
         for attempt in range(3):
@@ -159,6 +160,9 @@ class ChatEngine:
             except RuntimeError as err:
                 if attempt == 2 or not (self._draft.active and config.do_sample and is_sampling_crash(err)):
                     raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
+            self._draft = plan_draft(self.folder, self.manifest, self.draft_config, self.device, self._og)
+            self._pipe = self._og.LLMPipeline(str(self.folder), self.device, **self._draft.pipeline_kwargs)
+            config.rng_seed = config.rng_seed + 1  # the failure repeats for the same seed on a fresh pipeline
             ids = self._tokenizer.encode(["".join(streamed)], add_special_tokens=False).input_ids
             resumed = int(ids.get_shape()[1])
             if resumed >= budget:
