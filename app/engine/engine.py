@@ -41,7 +41,7 @@ class Reply:
     stopped: bool  # cancelled by the caller; the partial answer is kept
     unterminated_reasoning: bool
     dropped_messages: int  # oldest messages left out of the prompt to fit the context
-    draft: DraftStats | None = None  # assisted generation: acceptance and estimated speed-up
+    draft: DraftStats | None = None  # assisted generation: acceptance and tokens per target step
 
 
 class ChatEngine:
