@@ -158,13 +158,14 @@ def test_cli_no_draft_flag(tiny_pair: Path) -> None:
 @pytest.mark.slow
 def test_sampling_with_the_draft_survives_genai_check_failures(tiny_pair: Path) -> None:
     # GenAI 2026.4 intermittently fails a check in speculative sampling (seed 0 here, fresh pipeline) and its
-    # pipeline then stops drafting; the engine rebuilds it and resumes from the streamed text.
+    # pipeline then stops drafting; the engine finishes that answer without the draft and reloads it after.
     engine = ChatEngine(tiny_pair)
     drafted = []
     for seed in range(12):
         settings = GenerationSettings(max_new_tokens=48, temperature=0.8, top_p=0.9, seed=seed)
         reply = engine.send(Conversation(), "Tell me about books and the sea.", settings)
-        assert reply.num_tokens > 0 and reply.draft is not None
-        drafted.append(reply.draft.draft_tokens)
-    assert sum(1 for n in drafted if n > 0) >= 10, drafted
+        assert reply.num_tokens > 0
+        drafted.append(None if reply.draft is None else reply.draft.draft_tokens)
+    assert drafted[0] is None  # the failed answer, finished by the target alone
+    assert sum(1 for n in drafted if n) >= 10, drafted
     assert engine.send(Conversation(), PROMPTS[0], GenerationSettings(max_new_tokens=24)).draft.draft_tokens > 0

@@ -77,6 +77,7 @@ class ChatEngine:
         model_max = json.loads((self.folder / "config.json").read_text()).get("max_position_embeddings")
         self.context_tokens = int(context_tokens or min(model_max or DEFAULT_CONTEXT, DEFAULT_CONTEXT))
         self._lock = threading.Lock()
+        self._reload_draft = False  # see _run
 
     @property
     def draft_state(self) -> str:
@@ -143,32 +144,37 @@ class ChatEngine:
                      ttft_ms=float(perf.get_ttft().mean), tokens_per_second=1000.0 / tpot if tpot > 0 else 0.0,
                      stopped=stopped or bool(cancel is not None and cancel.is_set()),
                      unterminated_reasoning=parsed.unterminated, dropped_messages=first,
-                     draft=draft_stats(perf, result.extended_perf_metrics) if self._draft.active else None)
+                     draft=draft_stats(perf, result.extended_perf_metrics)
+                     if self._draft.active and result.extended_perf_metrics is not None else None)
 
     def _run(self, prompt: str, config, stream, streamed: list[str]):
         """Generate; returns the result and the tokens streamed before a resumed attempt (usually 0).
 
-        GenAI 2026.4's speculative decoding with sampling intermittently fails an internal check (about one answer
-        in thirty), and the pipeline then never drafts again; it is rebuilt and the answer resumes from the text
-        streamed so far, so the user sees one continuous answer.
+        GenAI 2026.4's speculative decoding with sampling intermittently fails an internal check, and the pipeline
+        then never drafts again. The answer is then finished by the target alone from the text streamed so far
+        (the user sees one continuous answer), and the draft is loaded afresh before the next answer.
         """
-        resumed, budget = 0, config.max_new_tokens
-        for attempt in range(3):
-            text = "".join(streamed)
-            try:
-                return self._pipe.generate([prompt + text], config, streamer=stream), resumed
-            except RuntimeError as err:
-                if attempt == 2 or not (self._draft.active and config.do_sample and is_sampling_crash(err)):
-                    raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
+        if self._reload_draft:  # a fresh draft_model(): the old one holds a model GenAI already transformed
             self._draft = plan_draft(self.folder, self.manifest, self.draft_config, self.device, self._og)
             self._pipe = self._og.LLMPipeline(str(self.folder), self.device, **self._draft.pipeline_kwargs)
-            config.rng_seed = config.rng_seed + 1  # the failure repeats for the same seed on a fresh pipeline
-            ids = self._tokenizer.encode(["".join(streamed)], add_special_tokens=False).input_ids
-            resumed = int(ids.get_shape()[1])
-            if resumed >= budget:
-                raise EngineError("Generation failed: the draft pipeline stopped at the token limit")
-            config.max_new_tokens = budget - resumed
-        raise AssertionError("unreachable")
+            self._reload_draft = False
+        kwargs = self._draft.pipeline_kwargs
+        try:
+            return self._pipe.generate([prompt], config, streamer=stream), 0
+        except RuntimeError as err:
+            if not (self._draft.active and config.do_sample and is_sampling_crash(err)):
+                raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
+        del self._pipe  # release the failed pipeline before the model is read again
+        self._pipe = self._og.LLMPipeline(str(self.folder), self.device,
+                                          **{k: v for k, v in kwargs.items() if k != "draft_model"})
+        self._reload_draft = True
+        text = "".join(streamed)
+        resumed = int(self._tokenizer.encode([text], add_special_tokens=False).input_ids.get_shape()[1])
+        config.max_new_tokens = max(1, config.max_new_tokens - resumed)
+        try:
+            return self._pipe.generate([prompt + text], config, streamer=stream), resumed
+        except RuntimeError as err:
+            raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
 
     def _fit(self, conversation: Conversation, max_new_tokens: int, think: bool | None) -> tuple[int, str, int]:
         """Drop the oldest turns (never the system prompt) until prompt + answer fit the context."""
