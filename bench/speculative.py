@@ -163,7 +163,9 @@ def summarize(temperature: float, rows: dict[bool, list[dict]]) -> None:
           "decode_tok_s_draft": round(decode_rate(with_draft), 2), "decode_tok_s_plain": round(decode_rate(plain), 2),
           "speedup": round(decode_rate(with_draft) / decode_rate(plain), 3),
           "speedup_median_per_prompt": round(statistics.median(ratios), 3),
-          "tokens_per_step_median": round(statistics.median([r["tokens_per_step"] for r in with_draft]), 2),
+          "tokens_per_step_median": round(statistics.median([r["tokens_per_step"] for r in with_draft
+                                                             if r["tokens_per_step"] is not None] or [0]), 2),
+          "finished_without_draft": sum(1 for r in with_draft if r["drafted"] is None),  # GenAI sampling failure
           "identical_texts": sum(same), "identical_all": all(same)})
 
 
