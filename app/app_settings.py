@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from app.engine import GenerationSettings
+from app.engine.speculative import DraftConfig
 from app.store import ChatStore
 
 THEMES = ("system", "light", "dark")
@@ -22,6 +23,7 @@ class AppSettings:
     top_k: int = 0
     repetition_penalty: float = 1.0
     device: str = "CPU"
+    use_draft: bool = True  # assisted generation with the model's draft, when it has one
     theme: str = "system"
     language: str = "en"
     model_folder: str = ""  # the model in use ("" = the built-in default)
@@ -31,6 +33,10 @@ class AppSettings:
         """The sampling part, as the engine takes it."""
         return GenerationSettings(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
                                   top_k=self.top_k, repetition_penalty=self.repetition_penalty)
+
+    def draft(self) -> DraftConfig:
+        """Whether the engine uses a model's draft."""
+        return DraftConfig(enabled=bool(self.use_draft))
 
     @classmethod
     def load(cls, store: ChatStore) -> AppSettings:

@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--device", default="CPU", help="OpenVINO device (default CPU)")
         command.add_argument("--max-new-tokens", type=int, default=1024)
         command.add_argument("--system", default="", help="system prompt")
+        command.add_argument("--no-draft", dest="draft", action="store_false",
+                             help="decode with the model alone, without its draft (assisted generation)")
         think = command.add_mutually_exclusive_group()
         think.add_argument("--think", dest="think", action="store_true", default=None,
                            help="reason before answering (models with hybrid thinking)")
@@ -69,8 +71,11 @@ class _TerminalPrinter:
 
 def _engine(args: argparse.Namespace):
     from app.engine import ChatEngine
+    from app.engine.speculative import DraftConfig
 
-    engine = ChatEngine(_model_folder(args.model), args.device)
+    engine = ChatEngine(_model_folder(args.model), args.device, draft=DraftConfig(enabled=args.draft))
+    if engine.draft_state:
+        print(f"note: {engine.draft_state}", file=sys.stderr)
     if args.think is not None and not engine.supports_thinking:
         print(f"note: {engine.name} has no reasoning toggle; answering normally", file=sys.stderr)
     return engine
@@ -104,6 +109,7 @@ def _turn(engine, conversation, text: str, args: argparse.Namespace) -> None:
     sys.stdout.write("\n")
     note = " (stopped)" if reply.stopped else ""
     dropped = f", {reply.dropped_messages} oldest messages left out to fit" if reply.dropped_messages else ""
+    dropped += f", {reply.draft.describe()}" if reply.draft else ""
     print(f"[{reply.num_tokens} tokens, {reply.tokens_per_second:.1f} tok/s, first token {reply.ttft_ms:.0f} ms"
           f"{dropped}]{note}", file=sys.stderr)
 

@@ -38,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "CONFIG: JSON or a .json file overriding sparse_config keys, e.g. "
                              "'{\"variant\": \"minicpm4.1\", \"dense_len\": 4096}'")
     parser.add_argument("--no-sparse-attention", action="store_true", help="keep dense attention")
+    parser.add_argument("--draft", metavar="DRAFT",
+                        help="also export a draft model for assisted generation into OUT/draft: a smaller model "
+                             "with the same tokenizer (hub id, folder or .gguf), or eagle3:PATH for an EAGLE3 head")
+    parser.add_argument("--draft-weight-format", choices=WEIGHT_FORMATS, default="int4",
+                        help="the draft's weight format (default: int4)")
+    parser.add_argument("--draft-group-size", type=int, default=128, help="the draft's int4 group size (default 128)")
     return parser
 
 
@@ -51,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     quant = Quantization(weight_format=args.weight_format, group_size=args.group_size, ratio=args.ratio, sym=args.sym,
                          awq=args.awq, scale_estimation=args.scale_estimation, dataset=args.dataset,
                          num_samples=args.num_samples)
+    from export.draft import DraftRequest
     from export.exporter import ExportRequest, run_export
     from export.sparse_attention import parse_sparse_option
 
@@ -59,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     except ExportError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
+    draft = DraftRequest(args.draft, Quantization(weight_format=args.draft_weight_format,
+                                                  group_size=args.draft_group_size)) if args.draft else None
     request = ExportRequest(args.source, args.out, quant, args.trust_remote_code, args.force, args.revision,
-                            sparse_attention=sparse)
+                            sparse_attention=sparse, draft=draft)
     try:
         if args.task == "embedding":
             from export.embedding import run_embedding_export

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from export.draft import DraftRequest, export_draft, resolve_draft
 from export.errors import ExportError, OutputExistsError, ValidationFailedError
 from export.manifest import folder_sizes, tool_versions, write_manifest
 from export.preflight import check_disk, estimate_export_bytes, inspect_folder, inspect_gguf
@@ -34,6 +35,7 @@ class ExportRequest:
     force: bool = False
     revision: str | None = None
     sparse_attention: bool | dict | None = None  # None: on when the model has sparse_config; dict: overrides
+    draft: DraftRequest | None = None  # a draft model exported into OUT/draft (export/draft.py)
 
 
 def run_export(request: ExportRequest, log: Log = print) -> dict:
@@ -46,6 +48,7 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
 
     log(f"[1/5] Resolving {request.source}")
     source = resolve_source(request.source, request.revision)
+    draft = resolve_draft(request.draft, source) if request.draft else None  # refused before any heavy work
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         staging.mkdir()
@@ -84,6 +87,8 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
             manifest["sparse_attention"] = sparse
             manifest["architecture"]["attention"] = "infllm-v2"
             manifest["sizes"] = folder_sizes(ir_dir)
+        if draft is not None:
+            manifest["draft"] = export_draft(request.draft, draft, ir_dir, request.trust_remote_code, log)
         log("[5/5] Writing manifest and moving into place")
         write_manifest(ir_dir, manifest)
         _move_into_place(ir_dir, out, staging)

@@ -14,6 +14,7 @@ from app.engine.memory import available_memory, memory_problem, required_memory
 from app.engine.model_folder import ModelFolderError, check_model_folder
 from app.engine.settings import GenerationSettings
 from app.engine.sparse_attention import pipeline_properties
+from app.engine.speculative import DraftConfig, DraftStats, draft_stats, is_sampling_crash, plan_draft
 from app.engine.think_parser import Delta, ThinkParser
 
 OnDelta = Callable[[Delta], None]
@@ -41,12 +42,14 @@ class Reply:
     stopped: bool  # cancelled by the caller; the partial answer is kept
     unterminated_reasoning: bool
     dropped_messages: int  # oldest messages left out of the prompt to fit the context
+    draft: DraftStats | None = None  # assisted generation: acceptance and tokens per target step
 
 
 class ChatEngine:
     """A loaded model. Conversations are passed in; the engine holds no chat state of its own."""
 
-    def __init__(self, folder: Path, device: str = "CPU", context_tokens: int | None = None) -> None:
+    def __init__(self, folder: Path, device: str = "CPU", context_tokens: int | None = None,
+                 draft: DraftConfig | None = None) -> None:
         self.folder = Path(folder)
         self.manifest = check_model_folder(self.folder)
         problem = memory_problem(required_memory(self.folder), available_memory())
@@ -58,9 +61,16 @@ class ChatEngine:
         import openvino_genai as og
 
         self._og = og
+        self.draft_config = draft or DraftConfig()
         try:
-            self._pipe = og.LLMPipeline(str(self.folder), device, **pipeline_properties(self.manifest))
+            self._draft = plan_draft(self.folder, self.manifest, self.draft_config, device, og)
+            properties = {**pipeline_properties(self.manifest), **self._draft.pipeline_kwargs}
+            self._pipe = og.LLMPipeline(str(self.folder), device, **properties)
         except RuntimeError as err:
+            if "draft" in str(err).lower():
+                raise ModelFolderError(f"The draft model of {self.folder.name} cannot assist it "
+                                       f"({str(err).strip().splitlines()[-1]}); turn the draft off in Settings "
+                                       "or export the model again") from err
             raise ModelFolderError(f"OpenVINO could not load {self.folder.name} ({str(err).splitlines()[0]}); "
                                    "the IR may be corrupt: export the model again") from err
         self.device = device
@@ -69,6 +79,12 @@ class ChatEngine:
         model_max = json.loads((self.folder / "config.json").read_text()).get("max_position_embeddings")
         self.context_tokens = int(context_tokens or min(model_max or DEFAULT_CONTEXT, DEFAULT_CONTEXT))
         self._lock = threading.Lock()
+        self._reload_draft = False  # see _run
+
+    @property
+    def draft_state(self) -> str:
+        """"draft on", "draft off…" with the reason, or "" when the model has no draft."""
+        return self._draft.status
 
     @property
     def name(self) -> str:
@@ -101,9 +117,11 @@ class ChatEngine:
         parser = ThinkParser(starts_in_think=prompt.rstrip().endswith("<think>"))
         og = self._og
         stopped = False
+        streamed: list[str] = []
 
         def stream(chunk: str):
             nonlocal stopped
+            streamed.append(chunk)
             for delta in parser.feed(chunk):
                 if on_delta is not None:
                     on_delta(delta)
@@ -115,20 +133,50 @@ class ChatEngine:
         config = self._pipe.get_generation_config()
         settings.apply(config)
         config.apply_chat_template = False
+        if self._draft.active:
+            self.draft_config.apply(config)
         with self._lock:
-            try:
-                result = self._pipe.generate([prompt], config, streamer=stream)
-            except RuntimeError as err:
-                raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
+            result, resumed = self._run(prompt, config, stream, streamed)
         parsed = parser.finish()
         conversation.messages.append(Message("assistant", parsed.answer, parsed.reasoning))
         perf = result.perf_metrics
         tpot = float(perf.get_tpot().mean)
         return Reply(answer=parsed.answer, reasoning=parsed.reasoning,
-                     num_tokens=int(perf.get_num_generated_tokens()), prompt_tokens=prompt_tokens,
+                     num_tokens=resumed + int(perf.get_num_generated_tokens()), prompt_tokens=prompt_tokens,
                      ttft_ms=float(perf.get_ttft().mean), tokens_per_second=1000.0 / tpot if tpot > 0 else 0.0,
                      stopped=stopped or bool(cancel is not None and cancel.is_set()),
-                     unterminated_reasoning=parsed.unterminated, dropped_messages=first)
+                     unterminated_reasoning=parsed.unterminated, dropped_messages=first,
+                     draft=draft_stats(perf, result.extended_perf_metrics)
+                     if self._draft.active and result.extended_perf_metrics is not None else None)
+
+    def _run(self, prompt: str, config, stream, streamed: list[str]):
+        """Generate; returns the result and the tokens streamed before a resumed attempt (usually 0).
+
+        GenAI 2026.4's speculative decoding with sampling intermittently fails an internal check, and the pipeline
+        then never drafts again. The answer is then finished by the target alone from the text streamed so far
+        (the user sees one continuous answer), and the draft is loaded afresh before the next answer.
+        """
+        if self._reload_draft:  # a fresh draft_model(): the old one holds a model GenAI already transformed
+            self._draft = plan_draft(self.folder, self.manifest, self.draft_config, self.device, self._og)
+            self._pipe = self._og.LLMPipeline(str(self.folder), self.device, **self._draft.pipeline_kwargs)
+            self._reload_draft = False
+        kwargs = self._draft.pipeline_kwargs
+        try:
+            return self._pipe.generate([prompt], config, streamer=stream), 0
+        except RuntimeError as err:
+            if not (self._draft.active and config.do_sample and is_sampling_crash(err)):
+                raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
+        del self._pipe  # release the failed pipeline before the model is read again
+        self._pipe = self._og.LLMPipeline(str(self.folder), self.device,
+                                          **{k: v for k, v in kwargs.items() if k != "draft_model"})
+        self._reload_draft = True
+        text = "".join(streamed)
+        resumed = int(self._tokenizer.encode([text], add_special_tokens=False).input_ids.get_shape()[1])
+        config.max_new_tokens = max(1, config.max_new_tokens - resumed)
+        try:
+            return self._pipe.generate([prompt + text], config, streamer=stream), resumed
+        except RuntimeError as err:
+            raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
 
     def _fit(self, conversation: Conversation, max_new_tokens: int, think: bool | None) -> tuple[int, str, int]:
         """Drop the oldest turns (never the system prompt) until prompt + answer fit the context."""

@@ -141,7 +141,7 @@ class MainWindow(QMainWindow):
         self._set_ready(False)
         self.model_folder = Path(folder)
         self.model_label.setText(self.tr("Loading {0}…").format(folder.name))
-        self._loader = ModelLoader(folder, device)
+        self._loader = ModelLoader(folder, device, self.app_settings.draft())
         self._loader.loaded.connect(self._on_model_loaded)
         self._loader.failed.connect(self._on_model_failed)
         self._loader_thread = self.threads.start(self._loader)
@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, engine: ChatEngine) -> None:
         self._finish_thread(self._loader_thread)
         self.engine = engine
-        self.model_label.setText(f"{engine.name} · {engine.device}")
+        self.model_label.setText(" · ".join(filter(None, (engine.name, engine.device, engine.draft_state))))
         self.think_toggle.setEnabled(engine.supports_thinking)
         self.think_toggle.setToolTip(self.tr("Let the model reason before it answers") if engine.supports_thinking
                                      else self.tr("This model cannot switch reasoning on or off"))
@@ -317,7 +317,8 @@ class MainWindow(QMainWindow):
     def _on_finished(self, reply, thinking_s: float) -> None:
         self._keep_unsaved("stopped" if reply.stopped else "done")
         self._end_generation()
-        self.speed_label.setText(f"{reply.tokens_per_second:.1f} tok/s · first token {reply.ttft_ms:.0f} ms")
+        self.speed_label.setText(f"{reply.tokens_per_second:.1f} tok/s · first token {reply.ttft_ms:.0f} ms"
+                                 + (f" · {reply.draft.describe()}" if reply.draft else ""))
         if reply.dropped_messages:
             self.statusBar().showMessage(f"The {reply.dropped_messages} oldest messages did not fit the model's "
                                          "context and were left out of this answer.", 8000)
@@ -413,7 +414,8 @@ class MainWindow(QMainWindow):
         if new.language != old.language:
             apply_language(app, new.language)
             self._retranslate()
-        if new.device != old.device and self.model_folder is not None and not self.is_generating:
+        reload = new.device != old.device or new.use_draft != old.use_draft
+        if reload and self.model_folder is not None and not self.is_generating:
             self.load_model(self.model_folder, new.device)
         new.save(self.store)
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -38,6 +39,8 @@ class SettingsDialog(QDialog):
         self.device = QComboBox()
         self.device.addItems(devices)
         self.device.setCurrentText(settings.device if settings.device in devices else devices[0])
+        self.use_draft = QCheckBox(self.tr("Use the model's draft to answer faster (when it has one)"))
+        self.use_draft.setChecked(bool(settings.use_draft))
         self.theme = QComboBox()
         for theme in THEMES:
             self.theme.addItem({"system": self.tr("Follow system"), "light": self.tr("Light"),
@@ -55,6 +58,7 @@ class SettingsDialog(QDialog):
         form.addRow(self.tr("Top-k (0 = off)"), self.top_k)
         form.addRow(self.tr("Repetition penalty"), self.repetition_penalty)
         form.addRow(self.tr("Device"), self.device)
+        form.addRow(self.tr("Assisted generation"), self.use_draft)
         form.addRow(self.tr("Theme"), self.theme)
         form.addRow(self.tr("Language"), self.language)
         self.privacy_button = QPushButton(self.tr("What is stored, and deleting it…"))
@@ -71,6 +75,7 @@ class SettingsDialog(QDialog):
                        max_new_tokens=self.max_new_tokens.value(), temperature=self.temperature.value(),
                        top_p=self.top_p.value(), top_k=self.top_k.value(),
                        repetition_penalty=self.repetition_penalty.value(), device=self.device.currentText(),
+                       use_draft=self.use_draft.isChecked(),
                        theme=self.theme.currentData(), language=self.language.currentData())
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, Signal
 
 from app.engine import ChatEngine, Conversation, GenerationSettings
+from app.engine.speculative import DraftConfig
 from app.store import ChatStore
 from app.store.answer_recorder import AnswerRecorder
 
@@ -19,13 +20,13 @@ class ModelLoader(QObject):
     loaded = Signal(object)  # ChatEngine
     failed = Signal(str)
 
-    def __init__(self, folder: Path, device: str) -> None:
+    def __init__(self, folder: Path, device: str, draft: DraftConfig | None = None) -> None:
         super().__init__()
-        self.folder, self.device = folder, device
+        self.folder, self.device, self.draft = folder, device, draft
 
     def run(self) -> None:
         try:
-            self.loaded.emit(ChatEngine(self.folder, self.device))
+            self.loaded.emit(ChatEngine(self.folder, self.device, draft=self.draft))
         except Exception as err:  # every load failure is shown to the user, never raised into Qt
             self.failed.emit(str(err))
 

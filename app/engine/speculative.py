@@ -1,0 +1,122 @@
+"""Assisted generation: when a model folder carries a draft (OUT/draft), openvino-genai's speculative decoding.
+
+The draft proposes a few tokens, the target checks them in one step and keeps the longest agreeing prefix,
+so greedy output stays the target's own. It runs on GenAI's PagedAttention path only; a model exported with
+the sparse-attention custom op (manifest `sparse_attention`) runs on the stateful SDPA backend instead,
+where GenAI cannot host a draft, so such models decode plainly and say why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.engine.model_folder import REQUIRED, ModelFolderError
+
+DEFAULT_ASSISTANT_TOKENS = 4
+
+
+@dataclass(frozen=True)
+class DraftConfig:
+    """How to use a model's draft. `enabled=False` decodes with the target alone."""
+
+    enabled: bool = True
+    num_assistant_tokens: int | None = DEFAULT_ASSISTANT_TOKENS  # tokens drafted per step
+    confidence_threshold: float | None = None  # instead of a fixed count: draft while the draft is this sure
+
+    def apply(self, config) -> None:
+        """Set the drafting parameters on an openvino_genai.GenerationConfig."""
+        if self.confidence_threshold is not None:
+            config.assistant_confidence_threshold = float(self.confidence_threshold)
+        else:
+            config.num_assistant_tokens = int(self.num_assistant_tokens or DEFAULT_ASSISTANT_TOKENS)
+
+
+@dataclass(frozen=True)
+class DraftStats:
+    """How the draft did on one answer."""
+
+    accepted_tokens: int
+    draft_tokens: int
+    acceptance_rate: float  # accepted / drafted
+    target_steps: int  # target-model forward passes after the prompt
+    tokens_per_step: float  # answer tokens per target forward pass after the prompt (1.0 = no gain)
+
+    def describe(self) -> str:
+        """Short status text, e.g. "draft 72 % accepted · 2.9 tokens/step"."""
+        if self.draft_tokens == 0:
+            return "draft: nothing drafted"
+        return f"draft {self.acceptance_rate:.0%} accepted · {self.tokens_per_step:.1f} tokens/step"
+
+
+def draft_folder(folder: Path, manifest: dict) -> Path | None:
+    """The folder's draft model when its manifest records one, else None; an incomplete draft is an error."""
+    entry = manifest.get("draft")
+    if not entry:
+        return None
+    draft = folder / entry.get("path", "draft")
+    missing = [name for name in REQUIRED if not (draft / name).is_file()]
+    if missing:
+        raise ModelFolderError(f"The draft model in {draft} is incomplete (missing {', '.join(missing)}); export "
+                               "the model again, or turn the draft off in Settings")
+    return draft
+
+
+def draft_blocker(manifest: dict) -> str | None:
+    """Why a folder's draft cannot be used on GenAI's speculative path, or None when it can."""
+    if manifest.get("sparse_attention"):
+        return "sparse attention"
+    return None
+
+
+def draft_stats(perf, extended) -> DraftStats:
+    """Acceptance and tokens per target step from a speculative answer's metrics.
+
+    GenAI reports the drafted and accepted counts and the target's forward passes, but not what the same answer
+    would have cost without the draft, so no speed-up can be measured per answer. Tokens per target step is
+    the ceiling of the speed-up (reached only if drafting were free and a verification step cost what a plain
+    step does); bench/speculative.py measures the real speed-up against the target alone.
+    """
+    drafted = int(extended.get_num_draft_tokens())
+    accepted = int(extended.get_num_accepted_tokens())
+    steps = max(0, len(extended.main_model_metrics.raw_metrics.m_durations) - 1)  # the first pass is the prompt
+    after_prompt = max(0, int(perf.get_num_generated_tokens()) - 1)
+    return DraftStats(accepted_tokens=accepted, draft_tokens=drafted,
+                      acceptance_rate=accepted / drafted if drafted else 0.0, target_steps=steps,
+                      tokens_per_step=after_prompt / steps if steps else 1.0)
+
+
+# On CPUs with bf16 hardware, OpenVINO infers in bf16 by default, and a verification step (several tokens at
+# once) then rounds differently from a one-token step, so greedy answers drift apart. With a draft present,
+# target and draft run in f32 with an f32 KV cache and no dynamic activation quantization, whether the draft
+# is on or off, so turning it on never changes a greedy answer.
+EXACT_PROPERTIES = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32",
+                    "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}
+
+
+@dataclass(frozen=True)
+class DraftPlan:
+    """What the engine does with a folder's draft: the LLMPipeline keyword arguments and a status line."""
+
+    active: bool
+    status: str  # "" when the folder has no draft; else e.g. "draft on", "draft off: sparse attention"
+    pipeline_kwargs: dict
+
+
+def plan_draft(folder: Path, manifest: dict, config: DraftConfig, device: str, og) -> DraftPlan:
+    """Decide whether the target loads with its draft, and with which properties."""
+    draft = draft_folder(folder, manifest)
+    if draft is None:
+        return DraftPlan(False, "", {})
+    exact = dict(EXACT_PROPERTIES) if device == "CPU" else {}
+    blocker = draft_blocker(manifest)
+    if blocker:
+        return DraftPlan(False, f"draft off: {blocker}", {})
+    if not config.enabled:
+        return DraftPlan(False, "draft off", exact)
+    return DraftPlan(True, "draft on", {"draft_model": og.draft_model(str(draft), device, **exact), **exact})
+
+
+def is_sampling_crash(err: Exception) -> bool:
+    """GenAI 2026.4's intermittent check failure in speculative decoding with sampling (sequence_group.cpp)."""
+    return "content_length <= prompt_ids.size()" in str(err)
