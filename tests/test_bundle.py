@@ -43,8 +43,9 @@ def bundle(default_model: Path, embedding_model: Path, ops_library: Path) -> Pat
     """The bundle's executable, cached in .cache/bundle-<key> (key: sources, package versions, what it ships)."""
     root = CACHE / f"bundle-{_bundle_key(default_model, embedding_model, ops_library)}"
     if not (root / ".complete").is_file():
-        for old in CACHE.glob("bundle-*"):  # one bundle is ~0.5 GB: keep only the current one
-            if re.fullmatch(r"bundle-[0-9a-f]{12}", old.name):
+        for old in CACHE.glob("bundle-*"):  # one bundle is ~0.5 GB: keep only the current one (and any that
+            # another checkout sharing .cache/ built in the last hour: its tests may be running it now)
+            if re.fullmatch(r"bundle-[0-9a-f]{12}", old.name) and time.time() - old.stat().st_mtime > 3600:
                 shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
         build_bundle(root / "dist", default_model, root / "work", embedding_model, ops_library)
