@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.docs.embedder import EMBEDDING_MODEL_NAME
 from app.store import ChatStore
 
 CHATS_DB = "chats.sqlite3"
 DOCUMENTS = "documents"
+DOCS_INDEX = "docs.sqlite3"  # Documents mode: the files' passages, vectors and keyword index
+SQLITE_SUFFIXES = ("", "-wal", "-shm")
 
 
 @dataclass(frozen=True)
 class DataItem:
     """One kind of stored data."""
 
-    key: str  # chats, settings, models, documents, backups
+    key: str  # chats, settings, models, documents, backups, docs_index, embedding_model
     title: str
     location: Path
     size_bytes: int
@@ -31,14 +35,24 @@ def folder_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
 
 
-def _database_size(data_dir: Path) -> int:
-    return sum(folder_size(data_dir / f"{CHATS_DB}{suffix}") for suffix in ("", "-wal", "-shm"))
+def _database_size(data_dir: Path, name: str = CHATS_DB) -> int:
+    return sum(folder_size(data_dir / f"{name}{suffix}") for suffix in SQLITE_SUFFIXES)
+
+
+def _indexed_files(database: Path) -> int:
+    """How many files the document index holds (0 when it cannot be read)."""
+    try:
+        with sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+    except sqlite3.Error:
+        return 0
 
 
 def inventory(data_dir: Path, store: ChatStore) -> list[DataItem]:
     """Everything cpmdesk keeps in `data_dir`."""
     models = data_dir / "models"
-    model_folders = [p for p in models.iterdir() if p.is_dir()] if models.is_dir() else []
+    embedding = models / EMBEDDING_MODEL_NAME  # listed on its own row (Documents mode)
+    model_folders = [p for p in models.iterdir() if p.is_dir() and p != embedding] if models.is_dir() else []
     backups = sorted(data_dir.glob(f"{CHATS_DB}.corrupt-*"))
     documents = data_dir / DOCUMENTS
     items = [
@@ -46,8 +60,8 @@ def inventory(data_dir: Path, store: ChatStore) -> list[DataItem]:
                  len(store.list_chats()), True),
         DataItem("settings", "Settings (stored in the chat database)", data_dir / CHATS_DB, 0,
                  store.count_settings(), True),
-        DataItem("models", "Models exported or downloaded by cpmdesk", models, folder_size(models),
-                 len(model_folders), True),
+        DataItem("models", "Models exported or downloaded by cpmdesk", models,
+                 folder_size(models) - folder_size(embedding), len(model_folders), True),
         DataItem("backups", "Backups of damaged chat databases", data_dir, sum(folder_size(p) for p in backups),
                  len(backups), True),
     ]
@@ -55,6 +69,12 @@ def inventory(data_dir: Path, store: ChatStore) -> list[DataItem]:
         files = [p for p in documents.rglob("*") if p.is_file()]
         items.append(DataItem("documents", "Documents added to chats", documents, folder_size(documents),
                               len(files), True))
+    if (data_dir / DOCS_INDEX).exists():
+        items.append(DataItem("docs_index", "Document index (passages of your documents)", data_dir / DOCS_INDEX,
+                              _database_size(data_dir, DOCS_INDEX), _indexed_files(data_dir / DOCS_INDEX), True))
+    if embedding.is_dir():
+        items.append(DataItem("embedding_model", "Document embedding model (rebuilt on next use)", embedding,
+                              folder_size(embedding), 1, True))
     return items
 
 
@@ -69,11 +89,12 @@ def delete_settings(store: ChatStore) -> None:
 
 
 def delete_models(data_dir: Path, keep: Path | None = None) -> list[Path]:
-    """Delete the model folders in the data folder except `keep` (the loaded one); returns what was deleted."""
+    """Delete the model folders in the data folder except `keep` (the loaded one) and the document embedding model
+    (its own row); returns what was deleted."""
     models = data_dir / "models"
     deleted = []
     for folder in sorted(models.iterdir()) if models.is_dir() else []:
-        if keep is not None and folder.resolve() == Path(keep).resolve():
+        if folder.name == EMBEDDING_MODEL_NAME or (keep is not None and folder.resolve() == Path(keep).resolve()):
             continue
         shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
         deleted.append(folder)
@@ -89,3 +110,14 @@ def delete_backups(data_dir: Path) -> None:
 def delete_documents(data_dir: Path) -> None:
     """Delete the documents folder."""
     shutil.rmtree(data_dir / DOCUMENTS, ignore_errors=True)
+
+
+def delete_docs_index(data_dir: Path) -> None:
+    """Delete the document index (close it first: Documents mode keeps it open)."""
+    for suffix in SQLITE_SUFFIXES:
+        (data_dir / f"{DOCS_INDEX}{suffix}").unlink(missing_ok=True)
+
+
+def delete_embedding_model(data_dir: Path) -> None:
+    """Delete the document embedding model's folder (it is exported again, or the bundled copy used, on next use)."""
+    shutil.rmtree(data_dir / "models" / EMBEDDING_MODEL_NAME, ignore_errors=True)

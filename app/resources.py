@@ -22,3 +22,8 @@ def resource_path(*parts: str) -> Path:
 def bundled_models_dir() -> Path:
     """Models shipped read-only inside the bundle (absent in a source checkout)."""
     return _ROOT / "bundled-models"
+
+
+def bundled_ops_library() -> Path:
+    """cpmdesk's OpenVINO op library (InfLLM v2 sparse attention) shipped inside the bundle (absent elsewhere)."""
+    return _ROOT / "ov-ops" / "libcpmdesk_ov_ops.so"

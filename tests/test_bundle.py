@@ -16,28 +16,39 @@ import pytest
 
 from installer.build import build_bundle, executable, sources_key
 from tests.conftest import CACHE
+from tests.docs_corpus import write_docx, write_pdf
 
 pytestmark = pytest.mark.slow
 PACKAGES = ("openvino", "openvino-genai", "openvino-tokenizers", "PySide6-Essentials", "pyinstaller")
 
 
-def _bundle_key(model: Path) -> str:
+def _bundle_key(*shipped: Path) -> str:
     digest = hashlib.sha1(sources_key().encode())
     digest.update(" ".join(f"{p}={version(p)}" for p in PACKAGES).encode())
-    digest.update((model / "manifest.json").read_bytes())
+    for path in shipped:  # exported models (their manifests) and the op library (its path names its source digest)
+        digest.update((path / "manifest.json").read_bytes() if path.is_dir() else str(path).encode())
     return digest.hexdigest()[:12]
 
 
 @pytest.fixture(scope="session")
-def bundle(default_model: Path) -> Path:
-    """The bundle's executable, cached in .cache/bundle-<key> (key: sources, package versions, default model)."""
-    root = CACHE / f"bundle-{_bundle_key(default_model)}"
+def ops_library() -> Path:
+    """The compiled sparse-attention op library (built by CMake, cached by source hash)."""
+    from ov_ops.build import library_path
+
+    return library_path()
+
+
+@pytest.fixture(scope="session")
+def bundle(default_model: Path, embedding_model: Path, ops_library: Path) -> Path:
+    """The bundle's executable, cached in .cache/bundle-<key> (key: sources, package versions, what it ships)."""
+    root = CACHE / f"bundle-{_bundle_key(default_model, embedding_model, ops_library)}"
     if not (root / ".complete").is_file():
-        for old in CACHE.glob("bundle-*"):  # one bundle is ~0.5 GB: keep only the current one
-            if re.fullmatch(r"bundle-[0-9a-f]{12}", old.name):
+        for old in CACHE.glob("bundle-*"):  # one bundle is ~0.5 GB: keep only the current one (and any that
+            # another checkout sharing .cache/ built in the last hour: its tests may be running it now)
+            if re.fullmatch(r"bundle-[0-9a-f]{12}", old.name) and time.time() - old.stat().st_mtime > 3600:
                 shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
-        build_bundle(root / "dist", default_model, root / "work")
+        build_bundle(root / "dist", default_model, root / "work", embedding_model, ops_library)
         shutil.rmtree(root / "work", ignore_errors=True)
         (root / ".complete").write_text("ok")
     return executable(root / "dist")
@@ -50,7 +61,8 @@ def _user_env(tmp_path: Path, **extra: str) -> dict[str, str]:
             "QT_QPA_PLATFORM": "offscreen", **extra}
 
 
-def test_bundle_has_the_runtime_and_no_torch(bundle: Path, default_model: Path) -> None:
+def test_bundle_has_the_runtime_and_no_torch(bundle: Path, default_model: Path, embedding_model: Path,
+                                             ops_library: Path) -> None:
     internal = bundle.parent / "_internal"
     names = {p.name for p in internal.rglob("*")}
     for heavy in ("torch", "transformers", "optimum", "nncf", "torchvision"):
@@ -64,6 +76,10 @@ def test_bundle_has_the_runtime_and_no_torch(bundle: Path, default_model: Path) 
     assert (internal / "resources" / "cpmdesk.png").is_file()
     shipped = internal / "bundled-models" / default_model.name
     assert (shipped / "manifest.json").read_bytes() == (default_model / "manifest.json").read_bytes()
+    embedder = internal / "bundled-models" / embedding_model.name
+    assert (embedder / "manifest.json").read_bytes() == (embedding_model / "manifest.json").read_bytes()
+    assert (embedder / "openvino_model.bin").is_file()
+    assert (internal / "ov-ops" / ops_library.name).read_bytes() == ops_library.read_bytes()
 
 
 def test_bundled_app_answers_headless_and_offline(bundle: Path, tmp_path: Path) -> None:
@@ -75,6 +91,29 @@ def test_bundled_app_answers_headless_and_offline(bundle: Path, tmp_path: Path) 
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Paris" in result.stdout
+    assert not (tmp_path / "data" / "models").exists() or not any((tmp_path / "data" / "models").iterdir())
+
+
+def test_bundled_documents_mode_indexes_and_answers_offline(bundle: Path, tmp_path: Path) -> None:
+    """`docs add` + `ask --docs` with an empty data folder and no network: the shipped embedding model is used."""
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("The Zephyr tea warehouse stands on Pier 14 of the old harbour.\n\n"
+                                      "Copper shipments leave every Tuesday from the north dock.", encoding="utf-8")
+    write_pdf(folder / "ledger.pdf", [["The ledger records forty crates of wool."]])  # pypdf
+    write_docx(folder / "memo.docx", [("Memo", ["The night guard is named Ortega."])])  # python-docx + lxml
+    prefix = ["unshare", "-rn"] if shutil.which("unshare") and subprocess.run(
+        ["unshare", "-rn", "true"]).returncode == 0 else []
+    env = _user_env(tmp_path)
+    added = subprocess.run([*prefix, str(bundle), "docs", "add", str(folder)], capture_output=True, text=True,
+                           timeout=300, env=env, cwd=tmp_path)
+    assert added.returncode == 0, added.stderr[-3000:]
+    assert added.stdout.strip().splitlines()[-1].startswith("3 indexed"), added.stdout
+    asked = subprocess.run([*prefix, str(bundle), "ask", "--docs", "Where is the Zephyr tea warehouse?",
+                            "--max-new-tokens", "30"], capture_output=True, text=True, timeout=300, env=env,
+                           cwd=tmp_path)
+    assert asked.returncode == 0, asked.stderr[-3000:]
+    assert "Sources:" in asked.stdout and "notes.txt" in asked.stdout and "Pier 14" in asked.stdout, asked.stdout
     assert not (tmp_path / "data" / "models").exists() or not any((tmp_path / "data" / "models").iterdir())
 
 

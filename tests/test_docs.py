@@ -260,3 +260,24 @@ def test_embedding_export_refuses_a_chat_model(tiny_llama, tmp_path, capsys) -> 
     assert code != 0
     assert "Embedding export supports encoders" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_embedder_falls_back_to_the_copy_shipped_in_the_bundle(tmp_path, monkeypatch, embedding_model) -> None:
+    """The bundle cannot export: with an empty data folder the embedder loads bundled-models/ (sys._MEIPASS)."""
+    import app.resources
+    from app.docs.embedder import Embedder, EmbedderError, ensure_embedding_model
+
+    bundle = tmp_path / "bundle"
+    (bundle / "bundled-models").mkdir(parents=True)
+    (bundle / "bundled-models" / embedding_model.name).symlink_to(embedding_model)
+    monkeypatch.setenv("CPMDESK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr(app.resources, "_ROOT", bundle)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    folder = ensure_embedding_model(log=lambda _: None)
+    assert folder == bundle / "bundled-models" / embedding_model.name
+    assert not (tmp_path / "data" / "models" / embedding_model.name).exists()
+    vectors = Embedder(folder).embed(["tea warehouse on the pier", "copper shipment schedule"])
+    assert vectors.shape[0] == 2 and abs(float(vectors[0] @ vectors[0]) - 1) < 1e-3
+    (bundle / "bundled-models" / embedding_model.name).unlink()
+    with pytest.raises(EmbedderError, match="bundle has no document embedding model"):
+        ensure_embedding_model(log=lambda _: None)

@@ -159,3 +159,24 @@ def test_config_validation_says_what_is_wrong() -> None:
         SparseAttentionConfig.from_dict({"use_nope": True})
     assert SparseAttentionConfig(variant="minicpm4.1").lse == "coarse"
     assert SparseAttentionConfig.from_dict({"topk": "32"}).topk == 32
+
+
+def test_engine_finds_the_op_library_shipped_in_the_bundle(tmp_path, monkeypatch, ops_library) -> None:
+    """In the bundle (no ov_ops package, no compiler) the library under sys._MEIPASS/ov-ops is loaded."""
+    import shutil
+
+    import app.resources
+    from app.engine.sparse_attention import pipeline_properties
+
+    manifest = {"sparse_attention": {"kernel_size": 32}}
+    assert pipeline_properties({}) == {}
+    (tmp_path / "ov-ops").mkdir()
+    shipped = Path(shutil.copy2(ops_library, tmp_path / "ov-ops" / ops_library.name))
+    monkeypatch.setattr(app.resources, "_ROOT", tmp_path)
+    monkeypatch.delenv("CPMDESK_OV_OPS_LIBRARY", raising=False)
+    assert pipeline_properties(manifest) == {"extensions": [str(shipped)], "ATTENTION_BACKEND": "SDPA"}
+    monkeypatch.setenv("CPMDESK_OV_OPS_LIBRARY", str(ops_library))  # the override still wins
+    assert pipeline_properties(manifest)["extensions"] == [str(ops_library)]
+    monkeypatch.delenv("CPMDESK_OV_OPS_LIBRARY")
+    shipped.unlink()  # a source checkout: built from ov_ops/
+    assert pipeline_properties(manifest)["extensions"] == [str(ops_library)]

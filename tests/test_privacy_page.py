@@ -72,3 +72,29 @@ def test_settings_dialog_opens_the_privacy_page(qtbot, tmp_path) -> None:
     dialog = window.open_settings()
     with qtbot.waitSignal(dialog.privacy_requested):
         dialog.privacy_button.click()
+
+
+def test_document_index_and_embedding_model_are_listed_and_deleted(qtbot, tmp_path, embedding_model) -> None:
+    shutil.copytree(embedding_model, tmp_path / "models" / embedding_model.name)
+    window = _window(qtbot, tmp_path)
+    store = window.docs.library.store  # held open, as Documents mode does
+    store.queue([str(tmp_path / "report.pdf"), str(tmp_path / "notes.txt")])
+    page = window.open_privacy()
+    rows = {page.table.topLevelItem(i).text(0): page.table.topLevelItem(i)
+            for i in range(page.table.topLevelItemCount())}
+    index = rows["Document index (passages of your documents)"]
+    assert index.text(1) == "2" and index.text(3) == str(tmp_path / "docs.sqlite3")
+    embedder = rows["Document embedding model (rebuilt on next use)"]
+    assert embedder.text(3) == str(tmp_path / "models" / embedding_model.name)
+    assert page.items["embedding_model"].size_bytes > 10 * 2**20
+    assert rows["Models exported or downloaded by cpmdesk"].text(1) == "0"
+    assert page.items["models"].size_bytes == 0
+
+    _answer(page, "models", QMessageBox.StandardButton.Yes)  # chat models only: the embedder has its own row
+    assert (tmp_path / "models" / embedding_model.name).is_dir()
+    _answer(page, "docs_index", QMessageBox.StandardButton.Yes)
+    assert not list(tmp_path.glob("docs.sqlite3*")) and "docs_index" not in page.items
+    assert not page.buttons["docs_index"].isVisible()
+    assert window.docs.library.store is not store and window.docs.library.store.files() == []  # a fresh index
+    _answer(page, "embedding_model", QMessageBox.StandardButton.Yes)
+    assert not (tmp_path / "models" / embedding_model.name).exists() and "embedding_model" not in page.items

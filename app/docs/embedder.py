@@ -13,6 +13,7 @@ import numpy as np
 
 from app.export_runner import export_command
 from app.paths import models_dir
+from app.resources import bundled_models_dir, is_bundled
 from export.manifest import read_manifest
 
 EMBEDDING_MODEL_NAME = "all-minilm-l6-v2-int8"
@@ -44,11 +45,22 @@ def find_embedding_source() -> Path:
     return folder
 
 
+def installed_embedding_model() -> Path | None:
+    """The embedding model ready to load: the data folder's export, else the copy shipped in the bundle."""
+    for folder in (embedding_model_dir(), bundled_models_dir() / EMBEDDING_MODEL_NAME):
+        if read_manifest(folder) is not None:
+            return folder
+    return None
+
+
 def ensure_embedding_model(log: Callable[[str], None] = print) -> Path:
     """The embedding model's folder, exported first (child process) if it is not there yet."""
+    installed = installed_embedding_model()
+    if installed is not None:
+        return installed
+    if is_bundled():
+        raise EmbedderError("This cpmdesk bundle has no document embedding model; reinstall cpmdesk")
     target = embedding_model_dir()
-    if read_manifest(target) is not None:
-        return target
     source = find_embedding_source()
     if importlib.util.find_spec("optimum") is None:
         raise EmbedderError("Building the embedding model needs the exporter: pip install 'cpmdesk[export]'")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from app.engine.model_folder import ModelFolderError
+from app.resources import bundled_ops_library
 
 
 def uses_sparse_attention(manifest: dict) -> bool:
@@ -15,10 +19,14 @@ def pipeline_properties(manifest: dict) -> dict:
     custom attention op: openvino-genai's SDPA-to-PagedAttention conversion needs built-in SDPA nodes)."""
     if not uses_sparse_attention(manifest):
         return {}
-    from ov_ops.build import OpsBuildError, library_path
-
+    # CPMDESK_OV_OPS_LIBRARY first, then the bundle's copy (the bundle has no ov_ops package and no compiler).
+    for library in (Path(os.environ.get("CPMDESK_OV_OPS_LIBRARY") or bundled_ops_library()), bundled_ops_library()):
+        if library.is_file():
+            return {"extensions": [str(library)], "ATTENTION_BACKEND": "SDPA"}
     try:
+        from ov_ops.build import library_path
+
         library = library_path()
-    except OpsBuildError as err:
+    except (ImportError, RuntimeError) as err:
         raise ModelFolderError(f"This model uses sparse attention, whose op library is missing: {err}") from err
     return {"extensions": [str(library)], "ATTENTION_BACKEND": "SDPA"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QCheckBox, QMainWindow
 
@@ -89,6 +89,23 @@ class DocsMode(QObject):
         self.passage_dialog = PassageDialog(source, self.window)
         self.passage_dialog.show()
         return self.passage_dialog
+
+    @property
+    def is_indexing(self) -> bool:
+        """Files are being indexed now."""
+        return self.dialog is not None and self.dialog.is_indexing
+
+    @Slot(str)
+    def release(self, key: str) -> None:
+        """Close the index and drop the embedder before Privacy & data deletes them; the next use opens anew."""
+        if key not in ("docs_index", "embedding_model") or self._library is None:
+            return
+        if self.dialog is not None:
+            self.dialog.close()
+            self.dialog.deleteLater()
+            self.dialog = None
+        self._library.close()
+        self._library = None
 
     def cancel(self) -> None:
         """Stop indexing after the current file (window closing)."""

@@ -429,7 +429,9 @@ class MainWindow(QMainWindow):
 
     def open_privacy(self) -> PrivacyPage:
         """Show Privacy & data (non-modal): what is stored where, and deleting it."""
-        page = PrivacyPage(self.store.path.parent, self.store, self.model_folder, lambda: self.is_generating, self)
+        page = PrivacyPage(self.store.path.parent, self.store, self.model_folder,
+                           lambda: self.is_generating or self.docs.is_indexing, self)
+        page.about_to_delete.connect(self.docs.release)
         page.deleted.connect(self._on_data_deleted)
         page.show()
         return page

@@ -41,7 +41,8 @@ def human_size(size: int) -> str:
 class PrivacyPage(QDialog):
     """Lists the stored data and deletes a kind of it after the user confirms."""
 
-    deleted = Signal(str)  # chats, settings, models, backups, documents
+    deleted = Signal(str)  # chats, settings, models, backups, documents, docs_index, embedding_model
+    about_to_delete = Signal(str)  # emitted (synchronously) before the files go: close what holds them open
 
     def __init__(self, data_dir: Path, store: ChatStore, model_in_use: Path | None = None, busy=lambda: False,
                  parent=None) -> None:
@@ -58,7 +59,9 @@ class PrivacyPage(QDialog):
         row = QHBoxLayout()
         for key, label in (("chats", self.tr("Delete all chats…")), ("models", self.tr("Delete models…")),
                            ("settings", self.tr("Reset settings…")), ("backups", self.tr("Delete backups…")),
-                           ("documents", self.tr("Delete documents…"))):
+                           ("documents", self.tr("Delete documents…")),
+                           ("docs_index", self.tr("Delete document index…")),
+                           ("embedding_model", self.tr("Delete embedding model…"))):
             button = QPushButton(label)
             button.clicked.connect(lambda _=False, k=key: self.ask_delete(k))
             self.buttons[key] = button
@@ -108,9 +111,10 @@ class PrivacyPage(QDialog):
 
     def delete(self, key: str) -> None:
         """Delete one kind of data now (the confirmation's Yes)."""
-        if key == "chats" and self._busy():
+        if key in ("chats", "docs_index", "embedding_model") and self._busy():
             QMessageBox.information(self, self.tr("Privacy & data"), self.tr("Stop the answer first."))
             return
+        self.about_to_delete.emit(key)
         if key == "chats":
             data_inventory.delete_chats(self.store)
         elif key == "settings":
@@ -121,5 +125,9 @@ class PrivacyPage(QDialog):
             data_inventory.delete_backups(self.data_dir)
         elif key == "documents":
             data_inventory.delete_documents(self.data_dir)
+        elif key == "docs_index":
+            data_inventory.delete_docs_index(self.data_dir)
+        elif key == "embedding_model":
+            data_inventory.delete_embedding_model(self.data_dir)
         self.refresh()
         self.deleted.emit(key)
