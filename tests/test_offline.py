@@ -78,9 +78,9 @@ def test_ask_answers_offline_without_any_connection_attempt(tmp_path, default_mo
 GUI_CHILD = r"""
 import json, sys
 from pathlib import Path
-from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 from app.privacy import disable_telemetry
+from tests.qt_wait import wait
 
 disable_telemetry()
 app = QApplication([])
@@ -88,16 +88,6 @@ from app.gui.main import build_window
 
 window = build_window(Path(sys.argv[1]))
 window.show()
-
-def wait(condition, seconds=120):
-    loop = QEventLoop()
-    poll = QTimer(interval=20)
-    poll.timeout.connect(lambda: loop.quit() if condition() else None)
-    QTimer.singleShot(seconds * 1000, lambda: loop.exit(1))
-    poll.start()
-    if not condition() and loop.exec() == 1:
-        raise SystemExit("timed out")
-    poll.stop()
 
 wait(lambda: window.engine is not None)
 window.composer.setPlainText("Hello!")

@@ -205,26 +205,17 @@ def test_model_folder_deleted_while_loaded(qtbot, tmp_path, tiny_llama, exported
 DISK_FULL_CHILD = r"""
 import json, os, sys
 from pathlib import Path
-from PySide6.QtCore import QEventLoop, Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from app.engine import GenerationSettings
 from app.gui.error_report import report_store_errors
 from app.gui.main_window import MainWindow
 from app.store import ChatStore
+from tests.qt_wait import wait
 
 small, model = Path(sys.argv[1]), Path(sys.argv[2])
 app = QApplication([])
 report = {}
-
-def wait(condition, seconds=120):  # an event loop, not a processEvents() spin (PySide6 leaks None refs there)
-    loop = QEventLoop()
-    poll = QTimer(interval=20)
-    poll.timeout.connect(lambda: loop.quit() if condition() else None)
-    QTimer.singleShot(seconds * 1000, lambda: loop.exit(1))
-    poll.start()
-    if not condition() and loop.exec() == 1:
-        raise SystemExit("timed out")
-    poll.stop()
 
 def fill_disk():
     with open(small / "filler", "ab") as handle:
