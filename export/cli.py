@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from app.privacy import disable_telemetry
+from export.draft_vocab import DEFAULT_DRAFT_VOCAB
 from export.errors import ExportError
 from export.settings import WEIGHT_FORMATS, Quantization
 
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--draft-weight-format", choices=WEIGHT_FORMATS, default="int4",
                         help="the draft's weight format (default: int4)")
     parser.add_argument("--draft-group-size", type=int, default=128, help="the draft's int4 group size (default 128)")
+    parser.add_argument("--draft-vocab", type=int, default=DEFAULT_DRAFT_VOCAB, metavar="N",
+                        help="the draft ranks only the first N token ids (the most frequent in BPE vocabularies), "
+                             f"which makes each drafted token cheaper; 0 keeps all (default {DEFAULT_DRAFT_VOCAB})")
     return parser
 
 
@@ -67,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     draft = DraftRequest(args.draft, Quantization(weight_format=args.draft_weight_format,
-                                                  group_size=args.draft_group_size)) if args.draft else None
+                                                  group_size=args.draft_group_size),
+                         vocab=args.draft_vocab or None) if args.draft else None
     request = ExportRequest(args.source, args.out, quant, args.trust_remote_code, args.force, args.revision,
                             sparse_attention=sparse, draft=draft)
     try:

@@ -34,6 +34,7 @@ class DraftRequest:
 
     spec: str
     quant: Quantization = field(default_factory=Quantization)
+    vocab: int | None = None  # keep the LM head rows of the first N token ids (export/draft_vocab.py); None: all
 
     @property
     def kind(self) -> str:
@@ -126,6 +127,13 @@ def export_draft(request: DraftRequest, draft: Source, target_ir: Path, trust_re
         sub = run_export(ExportRequest(str(draft.path), out, request.quant, trust_remote_code, force=True),
                          log=lambda line: log("      draft: " + line.strip()))
         entry = {"validation": sub["validation"], "architecture": sub["architecture"]}
+        if request.vocab:
+            from export.draft_vocab import cut_draft_vocabulary
+
+            cut = cut_draft_vocabulary(out / "openvino_model.xml", request.vocab,
+                                       head_int4=request.quant.weight_format == "int4")
+            entry["vocabulary"] = cut
+            log(f"      draft: LM head cut to the first {cut['kept']} of {cut['of']} token ids, {cut['head']}")
     from export.manifest import folder_sizes
 
     return {"kind": request.kind, "path": DRAFT_DIR, "source": draft.describe(),

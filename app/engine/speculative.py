@@ -86,12 +86,17 @@ def draft_stats(perf, extended) -> DraftStats:
                       tokens_per_step=after_prompt / steps if steps else 1.0)
 
 
-# On CPUs with bf16 hardware, OpenVINO infers in bf16 by default, and a verification step (several tokens at
-# once) then rounds differently from a one-token step, so greedy answers drift apart. With a draft present,
-# target and draft run in f32 with an f32 KV cache and no dynamic activation quantization, whether the draft
-# is on or off, so turning it on never changes a greedy answer.
+# Greedy answers must not change when the draft is turned on, yet a verification step scores several tokens in
+# one pass, and OpenVINO's CPU kernels round a several-row step differently from a one-row step unless they
+# compute in f32 without dynamic activation quantization: measured on a bf16-capable CPU (bench/RESULTS.md,
+# issue 6), bf16 inference and activation quantization (groups of 32, the CPU default) both make greedy texts
+# drift. So with a draft present the target runs f32, f32 KV cache, no activation quantization, whether the
+# draft is on or off (about 1.4x slower per token than the plugin's defaults on that CPU).
 EXACT_PROPERTIES = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32",
                     "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}
+# The draft's numerics never change the answer (the target checks every token), so it keeps the plugin's fast
+# defaults. The map must not be empty: GenAI gives a draft without properties the target's.
+DRAFT_PROPERTIES = {"DYNAMIC_QUANTIZATION_GROUP_SIZE": 32, "KV_CACHE_PRECISION": "u8"}
 
 
 @dataclass(frozen=True)
@@ -109,12 +114,13 @@ def plan_draft(folder: Path, manifest: dict, config: DraftConfig, device: str, o
     if draft is None:
         return DraftPlan(False, "", {})
     exact = dict(EXACT_PROPERTIES) if device == "CPU" else {}
+    fast = dict(DRAFT_PROPERTIES) if device == "CPU" else {}
     blocker = draft_blocker(manifest)
     if blocker:
         return DraftPlan(False, f"draft off: {blocker}", {})
     if not config.enabled:
         return DraftPlan(False, "draft off", exact)
-    return DraftPlan(True, "draft on", {"draft_model": og.draft_model(str(draft), device, **exact), **exact})
+    return DraftPlan(True, "draft on", {"draft_model": og.draft_model(str(draft), device, **fast), **exact})
 
 
 def is_sampling_crash(err: Exception) -> bool:
