@@ -374,9 +374,20 @@ std::vector<std::vector<Range>> split_ranges(const std::vector<Range>& ranges, s
     return out;
 }
 
-float log_sum_exp(float* row, size_t n) {  // destroys row
+float row_max(const float* row, size_t n) {
+    V16 vmx = V16::set1(kNegInf);
+    size_t k = 0;
+    for (; k + 16 <= n; k += 16) vmx = V16::max(vmx, V16::load(row + k));
+    alignas(64) float lanes[16];
+    vmx.store(lanes);
     float mx = kNegInf;
-    for (size_t k = 0; k < n; ++k) mx = std::max(mx, row[k]);
+    for (float e : lanes) mx = std::max(mx, e);
+    for (; k < n; ++k) mx = std::max(mx, row[k]);
+    return mx;
+}
+
+float log_sum_exp(float* row, size_t n) {  // destroys row
+    const float mx = row_max(row, n);
     if (mx == kNegInf) return kNegInf;
     return mx + std::log(exp_inplace(row, n, mx));
 }
@@ -403,14 +414,17 @@ void select_blocks(const InfLLMConfig& cfg, const GroupState& gs, size_t M, size
                 tiles_scores(sc.q.data(), M, D, gs.C2.tile(0), f2s / 16, sc.f2.data(), f2s);
                 for (size_t h = 0; h < M; ++h) lse[h] = log_sum_exp(sc.f2.data() + h * f2s, vis2);
             }
-        } else {
-            sc.f2.resize(fs);
+        } else {  // exact: exp(f - lse) = exp(f - max) / sum(exp(f - max)), one exp pass per row
             for (size_t h = 0; h < M; ++h) {
-                std::memcpy(sc.f2.data(), sc.f.data() + h * fs, vis1 * sizeof(float));
-                lse[h] = log_sum_exp(sc.f2.data(), vis1);
+                float* row = sc.f.data() + h * fs;
+                const float mx = row_max(row, vis1);
+                if (mx == kNegInf) continue;
+                const float inv = 1.f / exp_inplace(row, vis1, mx);
+                float* S = sc.S.data();
+                for (size_t j = 0; j < vis1; ++j) S[j] += row[j] * inv;
             }
         }
-        for (size_t h = 0; h < M; ++h) {
+        for (size_t h = 0; h < M && cfg.lse == "coarse"; ++h) {
             if (lse[h] == kNegInf) continue;  // exp(f - lse) is not finite: contributes 0 (as the reference)
             float* row = sc.f.data() + h * fs;
             for (size_t j = 0; j < vis1; ++j)
