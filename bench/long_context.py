@@ -237,9 +237,10 @@ def main() -> int:
             for dense in ("pa", "sdpa"):
                 other = rows.get((dense, length), {})
                 if sparse.get("ok") and other.get("ok"):
-                    summary[f"{prefix}prefill_speedup_vs_{dense}"] = round(other["prefill_s"] / sparse["prefill_s"], 2)
-                    summary[f"{prefix}decode_speedup_vs_{dense}"] = round(sparse["decode_tok_s"] / other["decode_tok_s"],
-                                                                          2)
+                    prefill = other["prefill_s"] / sparse["prefill_s"]
+                    decode = sparse["decode_tok_s"] / other["decode_tok_s"]
+                    summary[f"{prefix}prefill_speedup_vs_{dense}"] = round(prefill, 2)
+                    summary[f"{prefix}decode_speedup_vs_{dense}"] = round(decode, 2)
         print(json.dumps(summary), flush=True)
     return 0
 
