@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 
@@ -279,7 +280,7 @@ struct Scratch {
     std::vector<float> q, s, acc, m, l, f, f2, S, P;
     std::vector<uint16_t> qb;     // bf16 mode: the prescaled query rows in bf16
     std::vector<uint32_t> pbuf;   // bf16 mode: probabilities as bf16 pairs
-    std::vector<std::pair<float, uint32_t>> cand;
+    std::vector<uint64_t> cand;
     std::vector<char> keep;
     std::vector<Range> ranges;
     bool bf16 = false, timed = false;
@@ -435,24 +436,31 @@ void select_blocks(const InfLLMConfig& cfg, const GroupState& gs, size_t M, size
     }
     const double t1 = sc.timed ? now_s() : 0.0;
     const size_t nb = (N + B - 1) / B, qb = p / B, ps = B / st;
-    sc.cand.resize(nb);
-    for (size_t b = 0; b < nb; ++b) {
+    // Only blocks that can win matter: the others have -inf (minicpm4: window and future blocks) or are future
+    // blocks (minicpm4.1: value 0, dropped after the top-k). They have the highest indices and lose every tie,
+    // so a top-k over the blocks below `cands` followed by the rule below picks exactly the same blocks.
+    const size_t cands = std::min(nb, window_variant ? std::max(init, qb + 1 > W ? qb + 1 - W : 0) : qb + 1);
+    // candidate = (block score as an order-preserving uint32) << 32 | ~block: larger is better, ties -> lower block
+    auto ordered = [](float v) {
+        uint32_t u;
+        std::memcpy(&u, &v, 4);
+        return u & 0x80000000u ? ~u : u | 0x80000000u;
+    };
+    sc.cand.resize(cands);
+    for (size_t b = 0; b < cands; ++b) {
         float v = kNegInf;
         const size_t lo = b * ps == 0 ? 0 : b * ps - 1, hi = std::min(n1, b * ps + ps);
         for (size_t j = lo; j < hi; ++j) v = std::max(v, sc.S[j]);
         if (b < init) v = std::numeric_limits<float>::infinity();
         else if (window_variant && b + W > qb) v = kNegInf;
         else if (!window_variant && b + W >= qb && b <= qb) v = std::numeric_limits<float>::infinity();
-        sc.cand[b] = {v, static_cast<uint32_t>(b)};
+        sc.cand[b] = static_cast<uint64_t>(ordered(v)) << 32 | (0xffffffffu - static_cast<uint32_t>(b));
     }
-    const size_t ksel = std::min(nb, static_cast<size_t>(window_variant ? cfg.topk : cfg.topk + cfg.window_blocks));
-    auto better = [](const std::pair<float, uint32_t>& a, const std::pair<float, uint32_t>& c) {
-        return a.first > c.first || (a.first == c.first && a.second < c.second);
-    };
-    if (ksel < nb) std::nth_element(sc.cand.begin(), sc.cand.begin() + ksel, sc.cand.end(), better);
+    const size_t ksel = std::min(cands, static_cast<size_t>(window_variant ? cfg.topk : cfg.topk + cfg.window_blocks));
+    if (ksel < cands) std::nth_element(sc.cand.begin(), sc.cand.begin() + ksel, sc.cand.end(), std::greater<>());
     sc.keep.assign(qb + 1, 0);
     for (size_t i = 0; i < ksel; ++i) {
-        const size_t b = sc.cand[i].second;
+        const size_t b = 0xffffffffu - static_cast<uint32_t>(sc.cand[i]);
         if (window_variant ? b < qb : b <= qb) sc.keep[b] = 1;
     }
     if (window_variant)
