@@ -102,23 +102,43 @@ BF16_TARGET void tiles_scores(const uint16_t* q, size_t M, size_t D, const uint1
     for (; t < tiles; ++t) qk_rows<1>(qp, M, Dp, tiles_begin + t * D * 16, out + t * 16, ostride);
 }
 
-BF16_TARGET void pv(const float* p, size_t M, size_t pstride, size_t nk, const uint16_t* V, size_t D, float* acc,
-                    uint32_t* pbuf) {
-    const size_t n16 = (nk + 15) / 16 * 16, ppstride = pstride / 2;
-    for (size_t i = 0; i < M; ++i)  // p rows to bf16: word 2k+e of a row is p[k*2+e], so pair k is one uint32
-        for (size_t k = 0; k < n16; k += 16)
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(pbuf + i * ppstride + k / 2),
-                                (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(p + i * pstride + k)));
-    const size_t nkp = (nk + 1) / 2;
-    if (D % 32 == 0) pv_rows<2>(pbuf, M, ppstride, nkp, V, D, acc);
-    else pv_rows<1>(pbuf, M, ppstride, nkp, V, D, acc);
+BF16_TARGET float exp_to_bf16(const float* x, size_t n16, float m, uint16_t* out) {
+    const __m512 vm = _mm512_set1_ps(m), lo = _mm512_set1_ps(-104.f);  // e^-104 ~ 2^-150: 0 in bf16
+    __m512 sum = _mm512_setzero_ps();
+    for (size_t k = 0; k < n16; k += 16) {
+        const __m512 v = _mm512_max_ps(_mm512_sub_ps(_mm512_loadu_ps(x + k), vm), lo);
+        const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504f)),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), v);
+        r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+        __m512 p = _mm512_set1_ps(1.f / 120.f);
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+        const __m512 e = _mm512_scalef_ps(p, n);
+        sum = _mm512_add_ps(sum, e);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + k), (__m256i)_mm512_cvtneps_pbh(e));
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
+BF16_TARGET void pv(const uint16_t* p, size_t M, size_t pstride, size_t nk, const uint16_t* V, size_t D,
+                    float* acc) {
+    // word 2k+e of a bf16 row is p[2k+e], so key pair k is one uint32
+    const uint32_t* pp = reinterpret_cast<const uint32_t*>(p);
+    const size_t nkp = (nk + 1) / 2, ppstride = pstride / 2;
+    if (D % 32 == 0) pv_rows<2>(pp, M, ppstride, nkp, V, D, acc);
+    else pv_rows<1>(pp, M, ppstride, nkp, V, D, acc);
 }
 
 #else  // no bf16 kernels in this build
 
 bool available() { return false; }
 void tiles_scores(const uint16_t*, size_t, size_t, const uint16_t*, size_t, float*, size_t) {}
-void pv(const float*, size_t, size_t, size_t, const uint16_t*, size_t, float*, uint32_t*) {}
+float exp_to_bf16(const float*, size_t, float, uint16_t*) { return 0.f; }
+void pv(const uint16_t*, size_t, size_t, size_t, const uint16_t*, size_t, float*) {}
 
 #endif
 

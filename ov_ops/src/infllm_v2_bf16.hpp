@@ -28,11 +28,13 @@ inline float to_f32(uint16_t b) {
 void tiles_scores(const uint16_t* q, size_t M, size_t D, const uint16_t* tiles_begin, size_t tiles, float* out,
                   size_t ostride);
 
-// acc[i][:] += sum_k p[i][k] * V[k][:] for M rows over nk keys (p: f32 rows with pstride, lanes up to nk rounded
-// up to 16 readable and 0 past nk; V: pair-interleaved values starting at an even key). pbuf: M * pstride / 2
-// uint32 of scratch.
-void pv(const float* p, size_t M, size_t pstride, size_t nk, const uint16_t* V, size_t D, float* acc,
-        uint32_t* pbuf);
+// out[k] = bf16(exp(x[k] - m)) for k < n16 (a multiple of 16; x = -inf gives 0); returns the f32 sum of the
+// exponentials. Degree-5 polynomial: relative error ~3e-6, far below the bf16 rounding of the result.
+float exp_to_bf16(const float* x, size_t n16, float m, uint16_t* out);
+
+// acc[i][:] += sum_k p[i][k] * V[k][:] for M rows over nk keys (p: bf16 rows with pstride (even), p[nk] = 0 when
+// nk is odd; V: pair-interleaved values starting at an even key).
+void pv(const uint16_t* p, size_t M, size_t pstride, size_t nk, const uint16_t* V, size_t D, float* acc);
 
 }  // namespace bf16
 }  // namespace cpmdesk

@@ -279,7 +279,7 @@ using Range = std::pair<size_t, size_t>;
 struct Scratch {
     std::vector<float> q, s, acc, m, l, f, f2, S, P;
     std::vector<uint16_t> qb;     // bf16 mode: the prescaled query rows in bf16
-    std::vector<uint32_t> pbuf;   // bf16 mode: probabilities as bf16 pairs
+    std::vector<uint16_t> pb;     // bf16 mode: the softmax weights of a piece in bf16
     std::vector<uint64_t> cand;
     std::vector<char> keep;
     std::vector<Range> ranges;
@@ -305,6 +305,7 @@ struct Totals {
 // running max sc.m, sum sc.l and unnormalised output sc.acc.
 void attend_partial(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& ranges, Scratch& sc) {
     sc.s.resize(M * kPiece);
+    if (sc.bf16) sc.pb.resize(M * kPiece);
     sc.acc.assign(M * D, 0.f);
     sc.m.assign(M, kNegInf);
     sc.l.assign(M, 0.f);
@@ -330,11 +331,11 @@ void attend_partial(const GroupState& gs, size_t M, size_t D, const std::vector<
                     for (size_t d = 0; d < D; ++d) sc.acc[h * D + d] *= corr;
                 }
                 sc.m[h] = mnew;
-                sc.l[h] += exp_inplace(row, n, mnew);
+                if (sc.bf16) sc.l[h] += bf16::exp_to_bf16(row, tiles * 16, mnew, sc.pb.data() + h * kPiece);
+                else sc.l[h] += exp_inplace(row, n, mnew);
             }
             if (sc.bf16) {
-                sc.pbuf.resize(M * kPiece / 2);
-                bf16::pv(s, M, kPiece, n, gs.V.data() + a * D, D, sc.acc.data(), sc.pbuf.data());
+                bf16::pv(sc.pb.data(), M, kPiece, n, gs.V.data() + a * D, D, sc.acc.data());
             } else {
                 pv(s, M, kPiece, n, gs.V.data() + a * D, D, sc.acc.data());
             }
