@@ -7,11 +7,20 @@ sparse op's speed-ups. Variants:
   sparse - the IR rewritten by export/sparse_attention.py (InfLLMv2Attention, ATTENTION_BACKEND=SDPA)
   pa     - the dense IR on GenAI's default PagedAttention backend
   sdpa   - the dense IR on the stateful SDPA backend
+  sparse_f32 - `sparse` with the op's f32 kernel forced (CPMDESK_INFLLM_PRECISION=f32; on CPUs without
+           AVX512-BF16 both are the f32 kernel)
+Sparse rows also report the op's own share of the prefill (op_prefill_s: wall seconds inside the 24 ops, from
+the op's CPMDESK_INFLLM_PROFILE lines) and the rest of the graph (non_op_prefill_s).
+
+--op-profile LENGTH times one InfLLMv2Attention op alone (MiniCPM4-0.5B heads: 16 q / 2 kv, head_dim 64, the
+default sparse_config) on a LENGTH-token prefill of random q/k/v, for each --op-precisions value, and prints
+its split: compressed-key scoring, block selection (pool + top-k), attention proper (CPU seconds over threads).
 A dense run whose predicted prefill time (quadratic from the previous length) does not fit the remaining
 --budget-min is skipped and reported as skipped.
 
     .venv/bin/python bench/long_context.py [--lengths 8192,16384,32768,65536] [--variants sparse,pa,sdpa]
         [--runs sparse@32768,pa@32768,...] [--budget-min 40] [--decode-tokens 16]
+    .venv/bin/python bench/long_context.py --op-profile 32768 [--op-precisions f32,auto]
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,7 +65,7 @@ def child(variant: str, folder: Path, length: int, decode_tokens: int, library: 
     import openvino_genai as og
 
     kwargs: dict = {}
-    if variant == "sparse":
+    if variant.startswith("sparse"):
         kwargs = {"extensions": [library], "ATTENTION_BACKEND": "SDPA"}
     elif variant == "sdpa":
         kwargs = {"ATTENTION_BACKEND": "SDPA"}
@@ -79,11 +89,65 @@ def child(variant: str, folder: Path, length: int, decode_tokens: int, library: 
             "wall_s": round(wall, 1), "first_tokens": [int(t) for t in result.tokens[0][:4]]}
 
 
+def op_split(profile: Path, prefill_s: float) -> dict:
+    """The op's share of the prefill from its profile lines (calls with more than one token)."""
+    lines = [json.loads(x) for x in profile.read_text().splitlines() if x.strip()] if profile.is_file() else []
+    calls = [x for x in lines if x["T"] > 1]
+    if not calls:
+        return {}
+    op = sum(x["wall_s"] for x in calls)
+    return {"op_prefill_s": round(op, 2), "non_op_prefill_s": round(prefill_s - op, 2), "op_bf16": calls[0]["bf16"],
+            "op_cpu_s": {k: round(sum(x[f"{k}_cpu_s"] for x in calls), 1) for k in ("score", "select", "attend")}}
+
+
+def op_profile(length: int, precisions: list[str], library: str) -> None:
+    """One op alone on a `length`-token prefill (MiniCPM4-0.5B heads), per precision: wall time and split."""
+    import numpy as np
+    import openvino as ov
+    import openvino.opset14 as ops
+    from openvino.utils.node_factory import NodeFactory
+
+    from ov_ops.sparse_config import SparseAttentionConfig
+
+    hq, hk, d = 16, 2, 64
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((1, hq, length, d), dtype=np.float32)
+    k = rng.standard_normal((1, hk, length, d), dtype=np.float32)
+    v = rng.standard_normal((1, hk, length, d), dtype=np.float32)
+    pos = np.arange(length, dtype=np.int64)[None]
+    core = ov.Core()
+    core.add_extension(library)
+    factory = NodeFactory("opset14")
+    factory.add_extension(library)
+    log = Path(tempfile.mkdtemp()) / "profile.jsonl"
+    os.environ["CPMDESK_INFLLM_PROFILE"] = str(log)  # read once per process by the op
+    for precision in precisions:
+        params = [ops.parameter([1, hq, -1, d], np.float32), ops.parameter([1, hk, -1, d], np.float32),
+                  ops.parameter([1, hk, -1, d], np.float32), ops.parameter([1, -1], np.int64)]
+        attrs = {**SparseAttentionConfig().op_attributes(), "precision": precision}
+        node = factory.create("InfLLMv2Attention", [p.output(0) for p in params], attrs)
+        request = core.compile_model(ov.Model([node.output(0)], params), "CPU").create_infer_request()
+        start = time.perf_counter()
+        request.infer([q, k, v, pos])
+        wall = time.perf_counter() - start
+        line = json.loads(log.read_text().splitlines()[-1]) if log.is_file() else {}
+        row = {"bench": "long_context-op-profile", "length": length, "precision": precision, "infer_s": round(wall, 2),
+               **{k: round(x, 3) if isinstance(x, float) else x for k, x in line.items()},
+               "cpu": _cpu_name(), "cores": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
+        print(json.dumps(row), flush=True)
+    shutil.rmtree(log.parent, ignore_errors=True)
+
+
 def run_child(variant: str, folder: Path, length: int, decode_tokens: int, timeout_s: float, library: str) -> dict:
     """A child process per run, so its peak RSS is that run's alone."""
     cmd = [sys.executable, __file__, "--child", variant, "--model", str(folder), "--lengths", str(length),
            "--decode-tokens", str(decode_tokens), "--library", library]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    profile = Path(tempfile.mkstemp(suffix=".jsonl")[1])
+    if variant.startswith("sparse"):
+        env["CPMDESK_INFLLM_PROFILE"] = str(profile)  # a few timer reads per (token, head): no measurable cost
+    if variant == "sparse_f32":
+        env["CPMDESK_INFLLM_PRECISION"] = "f32"
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = start + timeout_s
@@ -101,6 +165,8 @@ def run_child(variant: str, folder: Path, length: int, decode_tokens: int, timeo
     row = {"ok": os.waitstatus_to_exitcode(status) == 0, "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2)}
     if row["ok"]:
         row.update(json.loads(out.strip().splitlines()[-1]))
+        row.update(op_split(profile, row["prefill_s"]))
+        profile.unlink(missing_ok=True)
     else:
         row["error"] = (err.strip().splitlines() or ["?"])[-1][:300]
     return row
@@ -123,6 +189,8 @@ def main() -> int:
                                                               "MiniCPM4's sparse_config defaults)")
     parser.add_argument("--runs", help="explicit order, e.g. sparse@8192,pa@8192 (default: every length x variant)")
     parser.add_argument("--budget-min", type=float, default=40.0, help="wall-clock budget of the whole run")
+    parser.add_argument("--op-profile", type=int, metavar="LENGTH", help="time one op alone (see above)")
+    parser.add_argument("--op-precisions", default="f32,auto")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -133,9 +201,12 @@ def main() -> int:
     from ov_ops.build import library_path
 
     library = str(library_path())
+    if args.op_profile:
+        op_profile(args.op_profile, args.op_precisions.split(","), library)
+        return 0
     folders = {"pa": args.model, "sdpa": args.model}
-    if "sparse" in args.variants:
-        folders["sparse"] = sparse_folder(args.model, json.loads(args.sparse_config))
+    if "sparse" in args.variants or (args.runs and "sparse" in args.runs):
+        folders["sparse"] = folders["sparse_f32"] = sparse_folder(args.model, json.loads(args.sparse_config))
     started = time.perf_counter()
     budget = args.budget_min * 60
     machine = {"cpu": _cpu_name(), "cores": os.cpu_count()}
@@ -147,7 +218,7 @@ def main() -> int:
         length = int(text)
         left = budget - (time.perf_counter() - started)
         previous = last.get(variant)
-        growth = 1.3 if variant == "sparse" else 2.0  # sparse attention is ~linear past its 6K-token budget
+        growth = 1.3 if variant.startswith("sparse") else 2.0  # sparse attention is ~linear past its 6K-token budget
         predicted = previous[1] * (length / previous[0]) ** growth if previous and length > previous[0] else 0.0
         base = {"bench": "long_context", "variant": variant, "length": length, "model": args.model.name}
         if left <= 30 or predicted > left:
@@ -160,13 +231,16 @@ def main() -> int:
         rows[(variant, length)] = row
         print(json.dumps(row), flush=True)
     for length in sorted({n for _, n in rows}):
-        sparse = rows.get(("sparse", length), {})
         summary = {"bench": "long_context-summary", "length": length}
-        for dense in ("pa", "sdpa"):
-            other = rows.get((dense, length), {})
-            if sparse.get("ok") and other.get("ok"):
-                summary[f"prefill_speedup_vs_{dense}"] = round(other["prefill_s"] / sparse["prefill_s"], 2)
-                summary[f"decode_speedup_vs_{dense}"] = round(sparse["decode_tok_s"] / other["decode_tok_s"], 2)
+        for name, prefix in (("sparse", ""), ("sparse_f32", "f32_")):
+            sparse = rows.get((name, length), {})
+            for dense in ("pa", "sdpa"):
+                other = rows.get((dense, length), {})
+                if sparse.get("ok") and other.get("ok"):
+                    prefill = other["prefill_s"] / sparse["prefill_s"]
+                    decode = sparse["decode_tok_s"] / other["decode_tok_s"]
+                    summary[f"{prefix}prefill_speedup_vs_{dense}"] = round(prefill, 2)
+                    summary[f"{prefix}decode_speedup_vs_{dense}"] = round(decode, 2)
         print(json.dumps(summary), flush=True)
     return 0
 

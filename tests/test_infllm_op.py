@@ -13,6 +13,11 @@ from ov_ops.sparse_config import SparseAttentionConfig, SparseConfigError
 # Small blocks so a few hundred tokens already exercise selection: 16-token blocks, kernels of 8 with stride 4.
 SMALL = {"dense_len": 64, "block_size": 16, "kernel_size": 8, "kernel_stride": 4, "window_size": 32, "topk": 3}
 TOL = 2e-5
+# The bf16 kernel (CPUs with AVX512-BF16) rounds the prescaled query and the softmax weights to bf16 (8-bit
+# mantissa, relative error <= 2^-9) and stores K/V in bf16; products are accumulated in f32. Against the reference
+# on the same bf16-rounded K/V its outputs (weighted means of values of magnitude ~1) stay within this bound.
+BF16_TOL = 1.5e-2  # measured max 6e-3 (D 16-64, GQA 3-8, both variants)
+HAS_BF16 = Path("/proc/cpuinfo").is_file() and " avx512_bf16" in Path("/proc/cpuinfo").read_text()
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +31,8 @@ def ops_library() -> Path:
 class OpRunner:
     """One compiled model holding a single InfLLMv2Attention op (its KV state lives across infer calls)."""
 
-    def __init__(self, library: Path, config: SparseAttentionConfig, hq: int, hk: int, d: int) -> None:
+    def __init__(self, library: Path, config: SparseAttentionConfig, hq: int, hk: int, d: int,
+                 precision: str = "f32") -> None:
         import openvino as ov
         import openvino.opset14 as ops
         from openvino.utils.node_factory import NodeFactory
@@ -38,7 +44,7 @@ class OpRunner:
         v = ops.parameter([1, hk, -1, d], np.float32)
         pos = ops.parameter([1, -1], np.int64)
         op = factory.create("InfLLMv2Attention", [q.output(0), k.output(0), v.output(0), pos.output(0)],
-                            config.op_attributes())
+                            {**config.op_attributes(), "precision": precision})
         core = ov.Core()
         core.add_extension(str(library))
         self.request = core.compile_model(ov.Model([op.output(0)], [q, k, v, pos]), "CPU").create_infer_request()
@@ -51,17 +57,25 @@ class OpRunner:
         return self.request.get_output_tensor(0).data[0].transpose(1, 0, 2).copy()
 
 
-def random_qkv(n: int, hq: int, hk: int, d: int, seed: int):
+def to_bf16(a: np.ndarray) -> np.ndarray:
+    """f32 values rounded to bf16 (nearest even), as f32."""
+    bits = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def random_qkv(n: int, hq: int, hk: int, d: int, seed: int, precision: str = "f32"):
     rng = np.random.default_rng(seed)
     f16 = lambda a: a.astype(np.float16).astype(np.float32)  # noqa: E731 - the op stores K/V in f16
-    return (rng.standard_normal((n, hq, d)).astype(np.float32), f16(rng.standard_normal((n, hk, d))),
-            f16(rng.standard_normal((n, hk, d))))
+    store = to_bf16 if precision == "bf16" else f16  # ... or in bf16 on the bf16 path
+    return (rng.standard_normal((n, hq, d)).astype(np.float32), store(f16(rng.standard_normal((n, hk, d)))),
+            store(f16(rng.standard_normal((n, hk, d)))))
 
 
-def run_chunks(library, config, hq, hk, d, chunks, seed=0):
+def run_chunks(library, config, hq, hk, d, chunks, seed=0, precision="f32"):
     """Feed the chunks in order; returns (op outputs, reference outputs, dense outputs) per chunk."""
-    q, k, v = random_qkv(sum(chunks), hq, hk, d, seed)
-    op = OpRunner(library, config, hq, hk, d)
+    q, k, v = random_qkv(sum(chunks), hq, hk, d, seed, precision)
+    op = OpRunner(library, config, hq, hk, d, "auto" if precision == "bf16" else precision)
     got, want, dense = [], [], []
     p0 = 0
     for t in chunks:
@@ -86,6 +100,21 @@ def test_op_matches_reference_prefill_and_decode(ops_library, variant, lse, hq, 
     # the sparse path really dropped blocks: the last steps are not dense attention
     assert np.abs(got[-1] - dense[-1]).max() > 1e-2
     assert np.abs(got[-2] - dense[-2]).max() > 1e-2
+
+
+@pytest.mark.skipif(not HAS_BF16, reason="the CPU has no AVX512-BF16 (the op runs its f32 kernel)")
+@pytest.mark.parametrize("variant,lse", [("minicpm4", "exact"), ("minicpm4.1", "coarse")])
+@pytest.mark.parametrize("hq,hk,d,chunks", [(8, 2, 16, [79, 1, 1, 2, 1, 45, 1, 1, 64, 1]),
+                                            (6, 2, 32, [79, 1, 1, 2, 1, 45, 1, 1, 64, 1]),
+                                            (16, 2, 64, [333, 1, 2, 1])])
+def test_bf16_kernel_matches_reference(ops_library, variant, lse, hq, hk, d, chunks) -> None:
+    """The default ("auto") precision on an AVX512-BF16 CPU: same blocks, bf16-close outputs, still not dense."""
+    config = SparseAttentionConfig(variant=variant, lse=lse, **SMALL)
+    got, want, dense = run_chunks(ops_library, config, hq, hk, d, chunks, seed=hq * 10 + d, precision="bf16")
+    errors = [np.abs(g - w).max() for g, w in zip(got, want, strict=True)]
+    assert max(errors) < BF16_TOL, errors
+    assert max(errors) > TOL, "the bf16 kernel did not run (outputs are f32-exact)"
+    assert np.abs(got[-1] - dense[-1]).max() > 5 * BF16_TOL
 
 
 @pytest.mark.parametrize("prefill", [15, 16, 17, 63, 64, 65, 127, 128, 129])

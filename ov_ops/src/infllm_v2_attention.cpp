@@ -1,5 +1,6 @@
 #include "infllm_v2_attention.hpp"
 
+#include <cstdio>
 #include <vector>
 
 namespace cpmdesk {
@@ -21,6 +22,8 @@ void InfLLMv2Attention::validate_and_infer_types() {
     NODE_VALIDATION_CHECK(this, m_cfg.variant == "minicpm4" || m_cfg.variant == "minicpm4.1",
                           "variant must be minicpm4 or minicpm4.1");
     NODE_VALIDATION_CHECK(this, m_cfg.lse == "exact" || m_cfg.lse == "coarse", "lse must be exact or coarse");
+    NODE_VALIDATION_CHECK(this, m_cfg.precision == "auto" || m_cfg.precision == "f32",
+                          "precision must be auto or f32");
     set_output_type(0, get_input_element_type(0), get_input_partial_shape(0));
 }
 
@@ -40,6 +43,7 @@ bool InfLLMv2Attention::visit_attributes(ov::AttributeVisitor& v) {
     v.on_attribute("variant", m_cfg.variant);
     v.on_attribute("lse", m_cfg.lse);
     v.on_attribute("scale", m_cfg.scale);
+    v.on_attribute("precision", m_cfg.precision);
     return true;
 }
 
@@ -88,6 +92,17 @@ bool InfLLMv2Attention::evaluate(ov::TensorVector& outputs, const ov::TensorVect
         m_state.run(m_cfg, Hq, Hk, T, D, static_cast<size_t>(p0), q, k, v, o);
     } catch (const std::exception& e) {
         OPENVINO_THROW("layer ", m_layer, ": ", e.what());
+    }
+    if (const char* path = LayerState::profile_path()) {  // one JSON line per call (bench/long_context.py reads them)
+        const RunProfile& p = m_state.profile();
+        if (FILE* f = std::fopen(path, "a")) {
+            std::fprintf(f,
+                         "{\"layer\": %lld, \"T\": %zu, \"N\": %zu, \"bf16\": %s, \"dense\": %s, \"wall_s\": %.6f, "
+                         "\"append_s\": %.6f, \"score_cpu_s\": %.6f, \"select_cpu_s\": %.6f, \"attend_cpu_s\": %.6f}\n",
+                         static_cast<long long>(m_layer), p.T, p.N, p.bf16 ? "true" : "false",
+                         p.dense ? "true" : "false", p.wall, p.append, p.score, p.select, p.attend);
+            std::fclose(f);
+        }
     }
     if (!out_f32) {
         if (outputs[0].get_element_type() == ov::element::f16) {

@@ -1,14 +1,21 @@
 // InfLLM v2 attention kernel (see infllm_v2_kernel.hpp). Per (KV head, query token): score the query heads
 // of the group against the compressed keys, max-pool the kernel scores to block scores, pick the blocks
 // (init + top-k + local, per variant) and run an exact softmax over the picked keys with an online softmax
-// over 256-key pieces. Keys/values are f16 in memory, all arithmetic is f32.
+// over 256-key pieces. Keys/values are f16 in memory with f32 arithmetic, or (bf16 mode, CPUs with AVX512-BF16)
+// bf16 in memory with bf16 dot products accumulated in f32; block scoring and the softmax are f32 in both.
 #include "infllm_v2_kernel.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <stdexcept>
+
+#include "infllm_v2_bf16.hpp"
 
 #include <openvino/core/parallel.hpp>
 #include <openvino/core/type/float16.hpp>
@@ -271,15 +278,34 @@ using Range = std::pair<size_t, size_t>;
 
 struct Scratch {
     std::vector<float> q, s, acc, m, l, f, f2, S, P;
-    std::vector<std::pair<float, uint32_t>> cand;
+    std::vector<uint16_t> qb;     // bf16 mode: the prescaled query rows in bf16
+    std::vector<uint16_t> pb;     // bf16 mode: the softmax weights of a piece in bf16
+    std::vector<uint64_t> cand;
     std::vector<char> keep;
     std::vector<Range> ranges;
+    bool bf16 = false, timed = false;
+    double t_score = 0, t_select = 0, t_attend = 0;  // CPU seconds of this task (when timed)
+};
+
+inline double now_s() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Per-run CPU-time totals of the tasks (added once per task).
+struct Totals {
+    std::atomic<int64_t> score{0}, select{0}, attend{0};
+    void add(const Scratch& sc) {
+        score += static_cast<int64_t>(sc.t_score * 1e9);
+        select += static_cast<int64_t>(sc.t_select * 1e9);
+        attend += static_cast<int64_t>(sc.t_attend * 1e9);
+    }
 };
 
 // Online-softmax state of M prescaled query rows over the keys in `ranges` (starts are multiples of 16):
 // running max sc.m, sum sc.l and unnormalised output sc.acc.
 void attend_partial(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& ranges, Scratch& sc) {
     sc.s.resize(M * kPiece);
+    if (sc.bf16) sc.pb.resize(M * kPiece);
     sc.acc.assign(M * D, 0.f);
     sc.m.assign(M, kNegInf);
     sc.l.assign(M, 0.f);
@@ -287,7 +313,8 @@ void attend_partial(const GroupState& gs, size_t M, size_t D, const std::vector<
     for (const auto& r : ranges) {
         for (size_t a = r.first; a < r.second; a += kPiece) {
             const size_t n = std::min(kPiece, r.second - a), tiles = (n + 15) / 16;
-            tiles_scores(sc.q.data(), M, D, gs.K.tile(a / 16), tiles, s, kPiece);
+            if (sc.bf16) bf16::tiles_scores(sc.qb.data(), M, D, gs.K.tile(a / 16), tiles, s, kPiece);
+            else tiles_scores(sc.q.data(), M, D, gs.K.tile(a / 16), tiles, s, kPiece);
             for (size_t h = 0; h < M; ++h) {
                 float* row = s + h * kPiece;
                 for (size_t k = n; k < tiles * 16; ++k) row[k] = kNegInf;
@@ -304,9 +331,14 @@ void attend_partial(const GroupState& gs, size_t M, size_t D, const std::vector<
                     for (size_t d = 0; d < D; ++d) sc.acc[h * D + d] *= corr;
                 }
                 sc.m[h] = mnew;
-                sc.l[h] += exp_inplace(row, n, mnew);
+                if (sc.bf16) sc.l[h] += bf16::exp_to_bf16(row, tiles * 16, mnew, sc.pb.data() + h * kPiece);
+                else sc.l[h] += exp_inplace(row, n, mnew);
             }
-            pv(s, M, kPiece, n, gs.V.data() + a * D, D, sc.acc.data());
+            if (sc.bf16) {
+                bf16::pv(sc.pb.data(), M, kPiece, n, gs.V.data() + a * D, D, sc.acc.data());
+            } else {
+                pv(s, M, kPiece, n, gs.V.data() + a * D, D, sc.acc.data());
+            }
         }
     }
 }
@@ -344,9 +376,20 @@ std::vector<std::vector<Range>> split_ranges(const std::vector<Range>& ranges, s
     return out;
 }
 
-float log_sum_exp(float* row, size_t n) {  // destroys row
+float row_max(const float* row, size_t n) {
+    V16 vmx = V16::set1(kNegInf);
+    size_t k = 0;
+    for (; k + 16 <= n; k += 16) vmx = V16::max(vmx, V16::load(row + k));
+    alignas(64) float lanes[16];
+    vmx.store(lanes);
     float mx = kNegInf;
-    for (size_t k = 0; k < n; ++k) mx = std::max(mx, row[k]);
+    for (float e : lanes) mx = std::max(mx, e);
+    for (; k < n; ++k) mx = std::max(mx, row[k]);
+    return mx;
+}
+
+float log_sum_exp(float* row, size_t n) {  // destroys row
+    const float mx = row_max(row, n);
     if (mx == kNegInf) return kNegInf;
     return mx + std::log(exp_inplace(row, n, mx));
 }
@@ -357,6 +400,7 @@ void select_blocks(const InfLLMConfig& cfg, const GroupState& gs, size_t M, size
     const size_t ks = cfg.kernel_size, st = cfg.kernel_stride, B = cfg.block_size;
     const size_t W = cfg.window_blocks, init = cfg.init_blocks;
     const bool window_variant = cfg.variant == "minicpm4";
+    const double t0 = sc.timed ? now_s() : 0.0;
     const size_t vis1 = std::min(n1, windows(p + 1, ks, st));
     sc.S.assign(n1, 0.f);
     if (vis1 > 0) {
@@ -372,14 +416,17 @@ void select_blocks(const InfLLMConfig& cfg, const GroupState& gs, size_t M, size
                 tiles_scores(sc.q.data(), M, D, gs.C2.tile(0), f2s / 16, sc.f2.data(), f2s);
                 for (size_t h = 0; h < M; ++h) lse[h] = log_sum_exp(sc.f2.data() + h * f2s, vis2);
             }
-        } else {
-            sc.f2.resize(fs);
+        } else {  // exact: exp(f - lse) = exp(f - max) / sum(exp(f - max)), one exp pass per row
             for (size_t h = 0; h < M; ++h) {
-                std::memcpy(sc.f2.data(), sc.f.data() + h * fs, vis1 * sizeof(float));
-                lse[h] = log_sum_exp(sc.f2.data(), vis1);
+                float* row = sc.f.data() + h * fs;
+                const float mx = row_max(row, vis1);
+                if (mx == kNegInf) continue;
+                const float inv = 1.f / exp_inplace(row, vis1, mx);
+                float* S = sc.S.data();
+                for (size_t j = 0; j < vis1; ++j) S[j] += row[j] * inv;
             }
         }
-        for (size_t h = 0; h < M; ++h) {
+        for (size_t h = 0; h < M && cfg.lse == "coarse"; ++h) {
             if (lse[h] == kNegInf) continue;  // exp(f - lse) is not finite: contributes 0 (as the reference)
             float* row = sc.f.data() + h * fs;
             for (size_t j = 0; j < vis1; ++j)
@@ -388,25 +435,33 @@ void select_blocks(const InfLLMConfig& cfg, const GroupState& gs, size_t M, size
             for (size_t j = 0; j < vis1; ++j) sc.S[j] += row[j];
         }
     }
+    const double t1 = sc.timed ? now_s() : 0.0;
     const size_t nb = (N + B - 1) / B, qb = p / B, ps = B / st;
-    sc.cand.resize(nb);
-    for (size_t b = 0; b < nb; ++b) {
+    // Only blocks that can win matter: the others have -inf (minicpm4: window and future blocks) or are future
+    // blocks (minicpm4.1: value 0, dropped after the top-k). They have the highest indices and lose every tie,
+    // so a top-k over the blocks below `cands` followed by the rule below picks exactly the same blocks.
+    const size_t cands = std::min(nb, window_variant ? std::max(init, qb + 1 > W ? qb + 1 - W : 0) : qb + 1);
+    // candidate = (block score as an order-preserving uint32) << 32 | ~block: larger is better, ties -> lower block
+    auto ordered = [](float v) {
+        uint32_t u;
+        std::memcpy(&u, &v, 4);
+        return u & 0x80000000u ? ~u : u | 0x80000000u;
+    };
+    sc.cand.resize(cands);
+    for (size_t b = 0; b < cands; ++b) {
         float v = kNegInf;
         const size_t lo = b * ps == 0 ? 0 : b * ps - 1, hi = std::min(n1, b * ps + ps);
         for (size_t j = lo; j < hi; ++j) v = std::max(v, sc.S[j]);
         if (b < init) v = std::numeric_limits<float>::infinity();
         else if (window_variant && b + W > qb) v = kNegInf;
         else if (!window_variant && b + W >= qb && b <= qb) v = std::numeric_limits<float>::infinity();
-        sc.cand[b] = {v, static_cast<uint32_t>(b)};
+        sc.cand[b] = static_cast<uint64_t>(ordered(v)) << 32 | (0xffffffffu - static_cast<uint32_t>(b));
     }
-    const size_t ksel = std::min(nb, static_cast<size_t>(window_variant ? cfg.topk : cfg.topk + cfg.window_blocks));
-    auto better = [](const std::pair<float, uint32_t>& a, const std::pair<float, uint32_t>& c) {
-        return a.first > c.first || (a.first == c.first && a.second < c.second);
-    };
-    if (ksel < nb) std::nth_element(sc.cand.begin(), sc.cand.begin() + ksel, sc.cand.end(), better);
+    const size_t ksel = std::min(cands, static_cast<size_t>(window_variant ? cfg.topk : cfg.topk + cfg.window_blocks));
+    if (ksel < cands) std::nth_element(sc.cand.begin(), sc.cand.begin() + ksel, sc.cand.end(), std::greater<>());
     sc.keep.assign(qb + 1, 0);
     for (size_t i = 0; i < ksel; ++i) {
-        const size_t b = sc.cand[i].second;
+        const size_t b = 0xffffffffu - static_cast<uint32_t>(sc.cand[i]);
         if (window_variant ? b < qb : b <= qb) sc.keep[b] = 1;
     }
     if (window_variant)
@@ -417,6 +472,11 @@ void select_blocks(const InfLLMConfig& cfg, const GroupState& gs, size_t M, size
         const size_t lo = b * B, hi = std::min(b * B + B, p + 1);
         if (!sc.ranges.empty() && sc.ranges.back().second == lo) sc.ranges.back().second = hi;
         else sc.ranges.emplace_back(lo, hi);
+    }
+    if (sc.timed) {
+        const double t2 = now_s();
+        sc.t_score += t1 - t0;
+        sc.t_select += t2 - t1;
     }
 }
 
@@ -445,8 +505,17 @@ void TiledKeys<T>::get_row(size_t i, float* out) const {
 template struct TiledKeys<uint16_t>;
 template struct TiledKeys<float>;
 
-void LayerState::reset(size_t Hk, size_t D) {
+const char* LayerState::profile_path() {
+    static const char* path = [] {
+        const char* p = std::getenv("CPMDESK_INFLLM_PROFILE");
+        return p && *p ? p : nullptr;
+    }();
+    return path;
+}
+
+void LayerState::reset(size_t Hk, size_t D, bool bf16) {
     groups_.assign(Hk, GroupState{});
+    bf16_ = bf16;
     for (auto& g : groups_) g.K.D = g.C1.D = g.C2.D = D;
     Hk_ = Hk;
     D_ = D;
@@ -473,16 +542,31 @@ void LayerState::append(const InfLLMConfig& cfg, size_t T, const float* k, const
         gs.C2.reserve(windows(cap_, 4 * ks, 4 * st) + 1);
         std::vector<uint16_t> row(D);
         for (size_t t = 0; t < T; ++t) {
-            to_f16(k + (g * T + t) * D, row.data(), D);
-            gs.K.set_row(len_ + t, row.data());
-            to_f16(v + (g * T + t) * D, gs.V.data() + (len_ + t) * D, D);
+            const size_t i = len_ + t;
+            const float* kr = k + (g * T + t) * D;
+            const float* vr = v + (g * T + t) * D;
+            if (bf16_) {  // pair tiles for K, key pairs interleaved for V (see infllm_v2_bf16.hpp)
+                uint16_t* kt = gs.K.tile(i / 16);
+                for (size_t d = 0; d < D; ++d) kt[(d / 2) * 32 + (i % 16) * 2 + d % 2] = bf16::from_f32(kr[d]);
+                uint16_t* vp = gs.V.data() + (i / 2) * D * 2 + i % 2;
+                for (size_t d = 0; d < D; ++d) vp[d * 2] = bf16::from_f32(vr[d]);
+            } else {
+                to_f16(kr, row.data(), D);
+                gs.K.set_row(i, row.data());
+                to_f16(vr, gs.V.data() + i * D, D);
+            }
         }
         std::vector<float> sum(D), r(D);
+        auto key_row = [&](size_t i, float* out) {
+            if (!bf16_) return gs.K.get_row(i, out);
+            const uint16_t* kt = gs.K.tile(i / 16);
+            for (size_t d = 0; d < D; ++d) out[d] = bf16::to_f32(kt[(d / 2) * 32 + (i % 16) * 2 + d % 2]);
+        };
         auto pool = [&](TiledKeys<float>& C, size_t from, size_t to, size_t size, size_t stride) {
             for (size_t j = from; j < to; ++j) {
                 std::fill(sum.begin(), sum.end(), 0.f);
                 for (size_t i = j * stride; i < j * stride + size; ++i) {
-                    gs.K.get_row(i, r.data());
+                    key_row(i, r.data());
                     for (size_t d = 0; d < D; ++d) sum[d] += r[d];
                 }
                 for (size_t d = 0; d < D; ++d) sum[d] /= static_cast<float>(size);
@@ -501,24 +585,53 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
                      const float* k, const float* v, float* out) {
     if (D % 16 != 0 || Hk == 0 || Hq % Hk != 0) throw std::runtime_error("InfLLMv2Attention: head_dim must be a "
                                                                            "multiple of 16 and Hq a multiple of Hk");
-    if (Hk != Hk_ || D != D_) reset(Hk, D);
+    static const bool cpu_bf16 = bf16::available();
+    static const bool env_f32 = [] {
+        const char* e = std::getenv("CPMDESK_INFLLM_PRECISION");
+        return e && std::string(e) == "f32";
+    }();
+    const bool bf16 = cpu_bf16 && !env_f32 && cfg.precision != "f32" && D % 2 == 0;
+    if (Hk != Hk_ || D != D_ || bf16 != bf16_) reset(Hk, D, bf16);
+    const bool timed = profile_path() != nullptr;
+    const double w0 = timed ? now_s() : 0.0;
     if (p0 == 0) len_ = n1_ = n2_ = 0;
     if (p0 > len_)
         throw std::runtime_error("InfLLMv2Attention: position " + std::to_string(p0) + " but only " +
                                  std::to_string(len_) + " tokens are cached (positions must continue the sequence)");
     if (p0 < len_) truncate(p0, cfg);
     append(cfg, T, k, v);
+    const double w1 = timed ? now_s() : 0.0;
     const size_t N = len_, G = Hq / Hk;
     const bool dense = cfg.dense_len > 0 && N < static_cast<size_t>(cfg.dense_len);
     const float scale = cfg.scale > 0.f ? cfg.scale : 1.f / std::sqrt(static_cast<float>(D));
     const size_t threads = static_cast<size_t>(std::max(1, parallel_get_max_threads()));
     const size_t n1 = n1_, n2 = n2_;
     auto load_q = [&](Scratch& sc, size_t g, size_t t) {
+        sc.bf16 = bf16_;
+        sc.timed = timed;
         sc.q.resize(G * D);
         for (size_t i = 0; i < G; ++i) {
             const float* src = q + ((g * G + i) * T + t) * D;
             for (size_t d = 0; d < D; ++d) sc.q[i * D + d] = src[d] * scale;
         }
+        if (bf16_) {
+            sc.qb.resize(G * D);
+            for (size_t i = 0; i < G * D; ++i) sc.qb[i] = bf16::from_f32(sc.q[i]);
+        }
+    };
+    Totals totals;
+    auto finish = [&]() {
+        if (!timed) return;
+        prof_ = RunProfile{};
+        prof_.wall = now_s() - w0;
+        prof_.append = w1 - w0;
+        prof_.score = totals.score * 1e-9;
+        prof_.select = totals.select * 1e-9;
+        prof_.attend = totals.attend * 1e-9;
+        prof_.T = T;
+        prof_.N = N;
+        prof_.bf16 = bf16_;
+        prof_.dense = dense;
     };
     auto pick = [&](Scratch& sc, size_t g, size_t p) {
         if (dense) sc.ranges.assign(1, Range{0, p + 1});
@@ -532,9 +645,13 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
             for (size_t t = c * chunk; t < std::min(T, (c + 1) * chunk); ++t) {
                 load_q(sc, g, t);
                 pick(sc, g, p0 + t);
+                const double a0 = timed ? now_s() : 0.0;
                 attend(groups_[g], G, D, sc.ranges, sc, out + ((g * G) * T + t) * D, T * D);
+                if (timed) sc.t_attend += now_s() - a0;
             }
+            if (timed) totals.add(sc);
         });
+        finish();
         return;
     }
     // decode: select per (KV head, token), then split the picked keys over all threads and merge the partial
@@ -545,6 +662,7 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
         load_q(sc, g, t);
         pick(sc, g, p0 + t);
         picked[g * T + t] = sc.ranges;
+        if (timed) totals.add(sc);
     });
     struct Item {
         size_t g, t;
@@ -560,7 +678,12 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
         Item& it = items[i];
         Scratch sc;
         load_q(sc, it.g, it.t);
+        const double a0 = timed ? now_s() : 0.0;
         attend_partial(groups_[it.g], G, D, it.ranges, sc);
+        if (timed) {
+            sc.t_attend += now_s() - a0;
+            totals.add(sc);
+        }
         it.m = std::move(sc.m);
         it.l = std::move(sc.l);
         it.acc = std::move(sc.acc);
@@ -585,6 +708,7 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
             }
             i = j;
         }
+    finish();
 }
 
 }  // namespace cpmdesk

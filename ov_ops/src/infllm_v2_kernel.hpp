@@ -20,6 +20,18 @@ struct InfLLMConfig {
     std::string variant = "minicpm4";  // "minicpm4": window outside top-k; "minicpm4.1": forced local blocks
     std::string lse = "exact";         // "exact": normalise over fine kernels; "coarse": over 4x kernels
     float scale = 0.f;                 // <= 0: 1/sqrt(head_dim)
+    // "auto": bf16 K/V and bf16 dot products (f32 accumulation and softmax, f32 block scoring) when the CPU has
+    // AVX512-BF16, else f16 K/V with f32 arithmetic; "f32": always the latter. CPMDESK_INFLLM_PRECISION=f32 in
+    // the environment forces "f32" too.
+    std::string precision = "auto";
+};
+
+// Where one run() spent its time (filled only when CPMDESK_INFLLM_PROFILE names a file to append JSON lines to).
+// score/select/attend are CPU seconds summed over threads; wall/append are wall seconds.
+struct RunProfile {
+    double wall = 0, append = 0, score = 0, select = 0, attend = 0;
+    size_t T = 0, N = 0;
+    bool bf16 = false, dense = false;
 };
 
 // Keys in 16-key transposed tiles ([tile][D][16]) so one load feeds all query heads of a group.
@@ -35,8 +47,8 @@ struct TiledKeys {
 };
 
 struct GroupState {             // one KV head
-    TiledKeys<uint16_t> K;      // f16 keys (post-RoPE)
-    std::vector<uint16_t> V;    // f16 values, row-major [cap][D]
+    TiledKeys<uint16_t> K;      // f16 keys (post-RoPE); bf16 mode: bf16 in pair tiles (infllm_v2_bf16.hpp)
+    std::vector<uint16_t> V;    // f16 values, row-major [cap][D]; bf16 mode: bf16, key pairs interleaved
     TiledKeys<float> C1, C2;    // fine / coarse compressed keys (means of keys)
 };
 
@@ -47,12 +59,16 @@ public:
     void run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, size_t D, size_t p0, const float* q,
              const float* k, const float* v, float* out);
     size_t length() const { return len_; }
+    const RunProfile& profile() const { return prof_; }
+    static const char* profile_path();  // CPMDESK_INFLLM_PROFILE or nullptr
 
 private:
-    void reset(size_t Hk, size_t D);
+    void reset(size_t Hk, size_t D, bool bf16);
     void truncate(size_t p0, const InfLLMConfig& cfg);
     void append(const InfLLMConfig& cfg, size_t T, const float* k, const float* v);
     std::vector<GroupState> groups_;
+    bool bf16_ = false;
+    RunProfile prof_;
     size_t Hk_ = 0, D_ = 0, len_ = 0, cap_ = 0, n1_ = 0, n2_ = 0;
 };
 
