@@ -8,8 +8,9 @@ Steps (each cached under .cache/bench/qwen-coder/):
 3. a copy of the pair whose draft keeps only the first N token ids of its LM head (`--draft-vocab`, cut by
    the exporter's `cut_draft_vocabulary`, as `cpmdesk-export --draft-vocab N` does, int4 head included);
 4. a fixed set of 20 prompts (code, chat, math) through `app.engine.ChatEngine`, at temperature 0 and 0.7,
-   by the target alone (the draft turned off, as the app's setting does), with the full draft and with each
-   cut draft, rotating the order per prompt so machine noise hits all variants alike.
+   by the target alone at the exact settings it runs with under a draft (`alone`) and at the plugin's fast
+   defaults (`alone-default`, what the app's "draft off" runs), with the full draft and with each cut draft,
+   rotating the order per prompt so machine noise hits all variants alike.
 
 One JSON line per answer, then one summary line per temperature and draft variant: acceptance rate, decode
 tokens/s with the draft and of the target alone, the speed-up (ratio of decode tokens/s) and whether the
@@ -139,34 +140,15 @@ def cut_pair(folder: Path, vocab: int) -> Path:
     return out
 
 
-def without_draft(folder: Path) -> Path:
-    """The target alone in a folder without a draft (hard links), which the engine runs at the plugin's fast defaults
-    instead of the exact settings it uses whenever a draft is present."""
-    from export.manifest import read_manifest, write_manifest
-
-    out = folder.with_name(f"{folder.name}-target-only")
-    if (out / "manifest.json").is_file():
-        return out
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(folder, partial, copy_function=os.link,
-                    ignore=lambda where, names: ["draft"] if where == str(folder) else [])
-    manifest = read_manifest(partial)
-    (partial / "manifest.json").unlink()
-    write_manifest(partial, {k: v for k, v in manifest.items() if k not in ("format_version", "draft")})
-    partial.rename(out)
-    return out
-
-
 def run(variants: dict[str, Path], temperatures: list[float], max_new_tokens: int, assistant_tokens: int | None,
         threshold: float | None, limit: int) -> None:
     """Every prompt through every variant (the target alone first in the dict), rotating the order per prompt."""
     from app.engine import ChatEngine, Conversation, GenerationSettings
     from app.engine.speculative import DraftConfig
 
-    engines = {name: ChatEngine(folder, draft=DraftConfig(enabled=False) if name.startswith("alone") else
-                                DraftConfig(num_assistant_tokens=assistant_tokens, confidence_threshold=threshold))
-               for name, folder in variants.items()}
+    configs = {"alone": DraftConfig(enabled=False, exact=True), "alone-default": DraftConfig(enabled=False)}
+    engines = {name: ChatEngine(folder, draft=configs.get(name) or DraftConfig(
+        num_assistant_tokens=assistant_tokens, confidence_threshold=threshold)) for name, folder in variants.items()}
     for name, folder in variants.items():
         manifest = json.loads((folder / "manifest.json").read_text())
         emit({"kind": "setup", "variant": name, "model": folder.name, "draft_state": engines[name].draft_state,
@@ -245,7 +227,7 @@ def main() -> int:
     if args.prepare_only:
         print(folder)
         return 0
-    variants = {"alone": folder, "alone-default": without_draft(folder), "draft": folder}
+    variants = {"alone": folder, "alone-default": folder, "draft": folder}
     for vocab in (int(v) for v in args.draft_vocab.split(",") if int(v)):
         variants[f"draft-vocab{vocab}"] = cut_pair(folder, vocab)
     run(variants, [float(t) for t in args.temperatures.split(",")], args.max_new_tokens,

@@ -36,7 +36,7 @@ def _export_with_draft(source: Path, weight_format: str, draft: Path, vocab: int
 
 def _assert_same_greedy_answers(folder: Path, max_new_tokens: int) -> list:
     with_draft = ChatEngine(folder)
-    plain = ChatEngine(folder, draft=DraftConfig(enabled=False))
+    plain = ChatEngine(folder, draft=DraftConfig(enabled=False, exact=True))
     assert with_draft.draft_state == "draft on" and plain.draft_state == "draft off"
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=0.0)
     stats = []

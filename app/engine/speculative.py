@@ -13,16 +13,18 @@ from pathlib import Path
 
 from app.engine.model_folder import REQUIRED, ModelFolderError
 
-DEFAULT_ASSISTANT_TOKENS = 4
+DEFAULT_ASSISTANT_TOKENS = 3  # a draft ~1/4 of a target step at ~0.7 acceptance pays best at 2-3 (bench/RESULTS.md)
 
 
 @dataclass(frozen=True)
 class DraftConfig:
-    """How to use a model's draft. `enabled=False` decodes with the target alone."""
+    """How to use a model's draft. `enabled=False` decodes with the target alone, at the plugin's fast defaults
+    unless `exact` keeps the settings the target runs with under its draft (to compare answers token for token)."""
 
     enabled: bool = True
     num_assistant_tokens: int | None = DEFAULT_ASSISTANT_TOKENS  # tokens drafted per step
     confidence_threshold: float | None = None  # instead of a fixed count: draft while the draft is this sure
+    exact: bool = False  # with the draft off: still the exact settings (greedy answers equal to the draft's)
 
     def apply(self, config) -> None:
         """Set the drafting parameters on an openvino_genai.GenerationConfig."""
@@ -86,12 +88,13 @@ def draft_stats(perf, extended) -> DraftStats:
                       tokens_per_step=after_prompt / steps if steps else 1.0)
 
 
-# Greedy answers must not change when the draft is turned on, yet a verification step scores several tokens in
+# Greedy answers with the draft must be the target's own, yet a verification step scores several tokens in
 # one pass, and OpenVINO's CPU kernels round a several-row step differently from a one-row step unless they
 # compute in f32 without dynamic activation quantization: measured on a bf16-capable CPU (bench/RESULTS.md,
 # issue 6), bf16 inference and activation quantization (groups of 32, the CPU default) both make greedy texts
-# drift. So with a draft present the target runs f32, f32 KV cache, no activation quantization, whether the
-# draft is on or off (about 1.4x slower per token than the plugin's defaults on that CPU).
+# drift. So under its draft the target runs f32, f32 KV cache, no activation quantization: greedy answers are
+# those of the target alone at these settings (DraftConfig.exact), which are about 1.25x slower per token than
+# the plugin's defaults on that CPU; with the draft turned off the target runs at the defaults.
 EXACT_PROPERTIES = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32",
                     "DYNAMIC_QUANTIZATION_GROUP_SIZE": 0}
 # The draft's numerics never change the answer (the target checks every token), so it keeps the plugin's fast
@@ -119,7 +122,7 @@ def plan_draft(folder: Path, manifest: dict, config: DraftConfig, device: str, o
     if blocker:
         return DraftPlan(False, f"draft off: {blocker}", {})
     if not config.enabled:
-        return DraftPlan(False, "draft off", exact)
+        return DraftPlan(False, "draft off", exact if config.exact else {})
     return DraftPlan(True, "draft on", {"draft_model": og.draft_model(str(draft), device, **fast), **exact})
 
 
