@@ -147,8 +147,9 @@ def run(variants: dict[str, Path], temperatures: list[float], max_new_tokens: in
     from app.engine.speculative import DraftConfig
 
     configs = {"alone": DraftConfig(enabled=False, exact=True), "alone-default": DraftConfig(enabled=False)}
-    engines = {name: ChatEngine(folder, draft=configs.get(name) or DraftConfig(
-        num_assistant_tokens=assistant_tokens, confidence_threshold=threshold)) for name, folder in variants.items()}
+    engines = {name: ChatEngine(folder, draft=configs.get(name) or DraftConfig(  # sampled answers draft too
+        num_assistant_tokens=assistant_tokens, confidence_threshold=threshold, greedy_only=False))
+        for name, folder in variants.items()}
     for name, folder in variants.items():
         manifest = json.loads((folder / "manifest.json").read_text())
         emit({"kind": "setup", "variant": name, "model": folder.name, "draft_state": engines[name].draft_state,

@@ -133,8 +133,7 @@ class ChatEngine:
         config = self._pipe.get_generation_config()
         settings.apply(config)
         config.apply_chat_template = False
-        if self._draft.active:
-            self.draft_config.apply(config)
+        drafting = self._draft.active and self.draft_config.apply(config)
         with self._lock:
             result, resumed = self._run(prompt, config, stream, streamed)
         parsed = parser.finish()
@@ -147,7 +146,7 @@ class ChatEngine:
                      stopped=stopped or bool(cancel is not None and cancel.is_set()),
                      unterminated_reasoning=parsed.unterminated, dropped_messages=first,
                      draft=draft_stats(perf, result.extended_perf_metrics)
-                     if self._draft.active and result.extended_perf_metrics is not None else None)
+                     if drafting and result.extended_perf_metrics is not None else None)
 
     def _run(self, prompt: str, config, stream, streamed: list[str]):
         """Generate; returns the result and the tokens streamed before a resumed attempt (usually 0).

@@ -25,13 +25,20 @@ class DraftConfig:
     num_assistant_tokens: int | None = DEFAULT_ASSISTANT_TOKENS  # tokens drafted per step
     confidence_threshold: float | None = None  # instead of a fixed count: draft while the draft is this sure
     exact: bool = False  # with the draft off: still the exact settings (greedy answers equal to the draft's)
+    # Sampled answers skip the draft: openvino-genai 2026.4.1's speculative sampling fails an internal check on
+    # most answers with a real pair (bench/RESULTS.md, issue 6: 13-17 of 20), each costing two pipeline loads.
+    greedy_only: bool = True
 
-    def apply(self, config) -> None:
-        """Set the drafting parameters on an openvino_genai.GenerationConfig."""
+    def apply(self, config) -> bool:
+        """Set the drafting parameters on an openvino_genai.GenerationConfig; False when this answer skips the draft."""
+        if self.greedy_only and config.do_sample:
+            config.num_assistant_tokens, config.assistant_confidence_threshold = 0, 0.0  # the target alone
+            return False
         if self.confidence_threshold is not None:
             config.assistant_confidence_threshold = float(self.confidence_threshold)
         else:
             config.num_assistant_tokens = int(self.num_assistant_tokens or DEFAULT_ASSISTANT_TOKENS)
+        return True
 
 
 @dataclass(frozen=True)
