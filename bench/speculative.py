@@ -132,8 +132,7 @@ def cut_pair(folder: Path, vocab: int) -> Path:
         shutil.copy2(folder / "draft" / name, partial / "draft" / name)
     manifest = read_manifest(partial)
     manifest["draft"]["vocabulary"] = cut_draft_vocabulary(partial / "draft" / "openvino_model.xml", vocab,
-                                                           head_int4=manifest["draft"]["quantization"]
-                                                           ["weight_format"] == "int4")
+                                                           manifest["draft"]["quantization"]["weight_format"])
     (partial / "manifest.json").unlink()
     write_manifest(partial, {k: v for k, v in manifest.items() if k != "format_version"})
     partial.rename(out)
@@ -181,11 +180,10 @@ def run(variants: dict[str, Path], temperatures: list[float], max_new_tokens: in
         for name in names:
             for baseline in ("alone", "alone-default"):
                 if not name.startswith("alone") and baseline in rows:
-                    summarize(temperature, name, {True: rows[name], False: rows[baseline]}, baseline)
+                    summarize(temperature, name, rows[name], rows[baseline], baseline)
 
 
-def summarize(temperature: float, variant: str, rows: dict[bool, list[dict]], baseline: str = "alone") -> None:
-    with_draft, plain = rows[True], rows[False]
+def summarize(temperature: float, variant: str, with_draft: list[dict], plain: list[dict], baseline: str) -> None:
 
     def decode_rate(items: list[dict]) -> float:  # tokens over decode time, all answers pooled
         seconds = sum((r["tokens"] - 1) / r["decode_tok_s"] for r in items if r["decode_tok_s"] > 0 and r["tokens"] > 1)

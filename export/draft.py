@@ -130,8 +130,7 @@ def export_draft(request: DraftRequest, draft: Source, target_ir: Path, trust_re
         if request.vocab:
             from export.draft_vocab import cut_draft_vocabulary
 
-            cut = cut_draft_vocabulary(out / "openvino_model.xml", request.vocab,
-                                       head_int4=request.quant.weight_format == "int4")
+            cut = cut_draft_vocabulary(out / "openvino_model.xml", request.vocab, request.quant.weight_format)
             entry["vocabulary"] = cut
             log(f"      draft: LM head cut to the first {cut['kept']} of {cut['of']} token ids, {cut['head']}")
     from export.manifest import folder_sizes

@@ -20,16 +20,17 @@ from pathlib import Path
 
 from export.errors import ExportError
 
-# Share of tokens of ordinary English prose, Python source and a bilingual README whose ids fall below the
-# cut, with Qwen2.5's tokenizer (measured when this was written; see bench/RESULTS.md, issue 6).
+# Ids below 65536 cover ~98 % of the tokens of English prose, Python source and a bilingual README with
+# Qwen2.5's tokenizer (32768: ~93-95 %; bench/RESULTS.md, issue 6).
 DEFAULT_DRAFT_VOCAB = 65536
 
 
-def cut_draft_vocabulary(xml: Path, keep: int, head_int4: bool = False) -> dict:
+def cut_draft_vocabulary(xml: Path, keep: int, weight_format: str = "") -> dict:
     """Keep the LM head rows of token ids < `keep` in the IR at `xml` (rewritten in place); returns the manifest entry.
 
-    `head_int4` also re-stores the kept rows as int4 (symmetric, groups of 128 or less along the hidden size),
-    halving the head again; NNCF keeps heads in 8 bits for accuracy, which a draft can trade for speed.
+    An int4 draft (`weight_format`) also gets the kept rows re-stored as int4 (symmetric, groups of 128 or less
+    along the hidden size), halving the head again; NNCF keeps heads in 8 bits for accuracy, which a draft can
+    trade for speed.
     The cut model's logits are checked against the original's on a fixed token sequence before the file is
     replaced: unchanged for the kept ids (plain cut), or the same top token at >= 75 % of the positions (int4;
     below that the head stays 8-bit). Raises ExportError (file untouched) when the logits do not come from a
@@ -46,19 +47,16 @@ def cut_draft_vocabulary(xml: Path, keep: int, head_int4: bool = False) -> dict:
         return {"kept": vocab, "of": vocab, "rule": "all"}
     if keep < 256:
         raise ExportError(f"--draft-vocab {keep} is too small: keep at least the 256 byte tokens (or 0 for all)")
-    ids = _probe_ids(core, xml.parent, keep)
+    ids = _probe_ids(xml.parent, keep)
     before = _logits(core, model, ids)[..., :keep]
     sliced = _slice_rows(weight, vocab, keep)
     entry = {"kept": keep, "of": vocab, "rule": "lowest token ids (BPE merge order)", "head": "as exported"}
-    if head_int4:
-        matmul.input(1).replace_source_output(_int4_rows(sliced))
+    if weight_format == "int4":
+        matmul.input(1).replace_source_output(_int4_rows(core, sliced))
         agreement = _check_and_save(core, model, xml, ids, before, exact=False)
         if agreement is not None:
             return {**entry, "head": "int4 sym", "top1_agreement": agreement}
-        model = core.read_model(str(xml))  # int4 disagreed too often: the plain cut
-        matmul = _lm_head(model)
-        sliced = _slice_rows(matmul.input_value(1), vocab, keep)
-    matmul.input(1).replace_source_output(sliced)
+    matmul.input(1).replace_source_output(sliced)  # the plain cut (int4 disagreed too often, or not asked for)
     _check_and_save(core, model, xml, ids, before, exact=True)
     return entry
 
@@ -92,13 +90,13 @@ def _check_and_save(core, model, xml: Path, ids, before, exact: bool) -> float |
         staging.with_suffix(".bin").unlink(missing_ok=True)
 
 
-def _int4_rows(weight):
+def _int4_rows(core, weight):
     """The f32 weight behind `weight` (a decompression chain) re-stored as symmetric int4 in groups along axis 1."""
     import numpy as np
     import openvino as ov
     from openvino import opset13 as ops
 
-    matrix = ov.Core().compile_model(ov.Model([ops.convert(weight, ov.Type.f32)], []), "CPU")({})[0]
+    matrix = core.compile_model(ov.Model([ops.convert(weight, ov.Type.f32)], []), "CPU")({})[0]
     rows, cols = matrix.shape
     group = next((g for g in (128, 64, 32) if cols % g == 0), cols)
     grouped = matrix.reshape(rows, cols // group, group)
@@ -118,7 +116,7 @@ _PROBE_TEXT = ("The quick brown fox jumps over the lazy dog. To read a file in P
                "1 to 100 is 5050, because the pairs (1, 100), (2, 99) and so on each add up to 101.")
 
 
-def _probe_ids(core, folder: Path, keep: int):
+def _probe_ids(folder: Path, keep: int):
     """Token ids of a short fixed English/code text by the folder's own tokenizer; spread ids without one."""
     import numpy as np
 
