@@ -9,6 +9,7 @@ sparse op's speed-ups. Variants:
   sdpa   - the dense IR on the stateful SDPA backend
   sparse_f32 - `sparse` with the op's f32 kernel forced (CPMDESK_INFLLM_PRECISION=f32; on CPUs without
            AVX512-BF16 both are the f32 kernel)
+  sparse_bf16 - `sparse` with the bf16 kernel only, no int8 QK^T (CPMDESK_INFLLM_PRECISION=bf16)
 Sparse rows also report the op's own share of the prefill (op_prefill_s: wall seconds inside the 24 ops, from
 the op's CPMDESK_INFLLM_PROFILE lines) and the rest of the graph (non_op_prefill_s).
 
@@ -20,7 +21,7 @@ A dense run whose predicted prefill time (quadratic from the previous length) do
 
     .venv/bin/python bench/long_context.py [--lengths 8192,16384,32768,65536] [--variants sparse,pa,sdpa]
         [--runs sparse@32768,pa@32768,...] [--budget-min 40] [--decode-tokens 16]
-    .venv/bin/python bench/long_context.py --op-profile 32768 [--op-precisions f32,auto]
+    .venv/bin/python bench/long_context.py --op-profile 32768 [--op-precisions f32,bf16,auto]
 """
 
 from __future__ import annotations
@@ -146,8 +147,8 @@ def run_child(variant: str, folder: Path, length: int, decode_tokens: int, timeo
     profile = Path(tempfile.mkstemp(suffix=".jsonl")[1])
     if variant.startswith("sparse"):
         env["CPMDESK_INFLLM_PROFILE"] = str(profile)  # a few timer reads per (token, head): no measurable cost
-    if variant == "sparse_f32":
-        env["CPMDESK_INFLLM_PRECISION"] = "f32"
+    if variant in ("sparse_f32", "sparse_bf16"):
+        env["CPMDESK_INFLLM_PRECISION"] = variant.split("_")[1]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = start + timeout_s
@@ -190,7 +191,7 @@ def main() -> int:
     parser.add_argument("--runs", help="explicit order, e.g. sparse@8192,pa@8192 (default: every length x variant)")
     parser.add_argument("--budget-min", type=float, default=40.0, help="wall-clock budget of the whole run")
     parser.add_argument("--op-profile", type=int, metavar="LENGTH", help="time one op alone (see above)")
-    parser.add_argument("--op-precisions", default="f32,auto")
+    parser.add_argument("--op-precisions", default="f32,bf16,auto")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -206,7 +207,8 @@ def main() -> int:
         return 0
     folders = {"pa": args.model, "sdpa": args.model}
     if "sparse" in args.variants or (args.runs and "sparse" in args.runs):
-        folders["sparse"] = folders["sparse_f32"] = sparse_folder(args.model, json.loads(args.sparse_config))
+        sparse = sparse_folder(args.model, json.loads(args.sparse_config))
+        folders.update(sparse=sparse, sparse_bf16=sparse, sparse_f32=sparse)
     started = time.perf_counter()
     budget = args.budget_min * 60
     machine = {"cpu": _cpu_name(), "cores": os.cpu_count()}
@@ -232,7 +234,7 @@ def main() -> int:
         print(json.dumps(row), flush=True)
     for length in sorted({n for _, n in rows}):
         summary = {"bench": "long_context-summary", "length": length}
-        for name, prefix in (("sparse", ""), ("sparse_f32", "f32_")):
+        for name, prefix in (("sparse", ""), ("sparse_bf16", "bf16_"), ("sparse_f32", "f32_")):
             sparse = rows.get((name, length), {})
             for dense in ("pa", "sdpa"):
                 other = rows.get((dense, length), {})

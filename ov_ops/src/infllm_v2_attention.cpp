@@ -22,8 +22,8 @@ void InfLLMv2Attention::validate_and_infer_types() {
     NODE_VALIDATION_CHECK(this, m_cfg.variant == "minicpm4" || m_cfg.variant == "minicpm4.1",
                           "variant must be minicpm4 or minicpm4.1");
     NODE_VALIDATION_CHECK(this, m_cfg.lse == "exact" || m_cfg.lse == "coarse", "lse must be exact or coarse");
-    NODE_VALIDATION_CHECK(this, m_cfg.precision == "auto" || m_cfg.precision == "f32",
-                          "precision must be auto or f32");
+    NODE_VALIDATION_CHECK(this, m_cfg.precision == "auto" || m_cfg.precision == "bf16" || m_cfg.precision == "f32",
+                          "precision must be auto, bf16 or f32");
     set_output_type(0, get_input_element_type(0), get_input_partial_shape(0));
 }
 
@@ -97,10 +97,10 @@ bool InfLLMv2Attention::evaluate(ov::TensorVector& outputs, const ov::TensorVect
         const RunProfile& p = m_state.profile();
         if (FILE* f = std::fopen(path, "a")) {
             std::fprintf(f,
-                         "{\"layer\": %lld, \"T\": %zu, \"N\": %zu, \"bf16\": %s, \"dense\": %s, \"wall_s\": %.6f, "
+                         "{\"layer\": %lld, \"T\": %zu, \"N\": %zu, \"bf16\": %s, \"int8\": %s, \"dense\": %s, \"wall_s\": %.6f, "
                          "\"append_s\": %.6f, \"score_cpu_s\": %.6f, \"select_cpu_s\": %.6f, \"attend_cpu_s\": %.6f}\n",
                          static_cast<long long>(m_layer), p.T, p.N, p.bf16 ? "true" : "false",
-                         p.dense ? "true" : "false", p.wall, p.append, p.score, p.select, p.attend);
+                         p.int8 ? "true" : "false", p.dense ? "true" : "false", p.wall, p.append, p.score, p.select, p.attend);
             std::fclose(f);
         }
     }

@@ -2,7 +2,8 @@
 // of the group against the compressed keys, max-pool the kernel scores to block scores, pick the blocks
 // (init + top-k + local, per variant) and run an exact softmax over the picked keys with an online softmax
 // over 256-key pieces. Keys/values are f16 in memory with f32 arithmetic, or (bf16 mode, CPUs with AVX512-BF16)
-// bf16 in memory with bf16 dot products accumulated in f32; block scoring and the softmax are f32 in both.
+// bf16 in memory with bf16 dot products accumulated in f32; block scoring and the softmax are f32 in both. In int8
+// mode (bf16 mode + AVX512-VNNI, precision "auto") the sparse path scores keys with int8 QK^T (infllm_v2_int8.hpp).
 #include "infllm_v2_kernel.hpp"
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <stdexcept>
 
 #include "infllm_v2_bf16.hpp"
+#include "infllm_v2_int8.hpp"
 
 #include <openvino/core/parallel.hpp>
 #include <openvino/core/type/float16.hpp>
@@ -280,10 +282,13 @@ struct Scratch {
     std::vector<float> q, s, acc, m, l, f, f2, S, P;
     std::vector<uint16_t> qb;     // bf16 mode: the prescaled query rows in bf16
     std::vector<uint16_t> pb;     // bf16 mode: the softmax weights of a piece in bf16
+    std::vector<int8_t> q8;       // int8 QK^T: the prescaled query rows in int8, their scales and corrections
+    std::vector<float> q8s;
+    std::vector<int32_t> q8c;
     std::vector<uint64_t> cand;
     std::vector<char> keep;
     std::vector<Range> ranges;
-    bool bf16 = false, timed = false;
+    bool bf16 = false, int8 = false, timed = false;
     double t_score = 0, t_select = 0, t_attend = 0;  // CPU seconds of this task (when timed)
 };
 
@@ -313,7 +318,10 @@ void attend_partial(const GroupState& gs, size_t M, size_t D, const std::vector<
     for (const auto& r : ranges) {
         for (size_t a = r.first; a < r.second; a += kPiece) {
             const size_t n = std::min(kPiece, r.second - a), tiles = (n + 15) / 16;
-            if (sc.bf16) bf16::tiles_scores(sc.qb.data(), M, D, gs.K.tile(a / 16), tiles, s, kPiece);
+            if (sc.int8)
+                i8::tiles_scores(sc.q8.data(), sc.q8s.data(), sc.q8c.data(), M, D, gs.K8.data() + a * D,
+                                 gs.K8s.data() + a, tiles, s, kPiece);
+            else if (sc.bf16) bf16::tiles_scores(sc.qb.data(), M, D, gs.K.tile(a / 16), tiles, s, kPiece);
             else tiles_scores(sc.q.data(), M, D, gs.K.tile(a / 16), tiles, s, kPiece);
             for (size_t h = 0; h < M; ++h) {
                 float* row = s + h * kPiece;
@@ -513,9 +521,10 @@ const char* LayerState::profile_path() {
     return path;
 }
 
-void LayerState::reset(size_t Hk, size_t D, bool bf16) {
+void LayerState::reset(size_t Hk, size_t D, bool bf16, bool int8) {
     groups_.assign(Hk, GroupState{});
     bf16_ = bf16;
+    int8_ = int8;
     for (auto& g : groups_) g.K.D = g.C1.D = g.C2.D = D;
     Hk_ = Hk;
     D_ = D;
@@ -540,7 +549,19 @@ void LayerState::append(const InfLLMConfig& cfg, size_t T, const float* k, const
         gs.V.resize(round16(cap_) * D);
         gs.C1.reserve(windows(cap_, ks, st) + 1);
         gs.C2.reserve(windows(cap_, 4 * ks, 4 * st) + 1);
+        if (int8_) {
+            gs.K8.resize(round16(cap_) * D);  // tile-major: existing tiles keep their place
+            gs.K8s.resize(round16(cap_), 0.f);
+            if (len_ == 0) {  // the smoothing mean: of this first chunk's keys (at most 4096)
+                const size_t n = std::min<size_t>(T, 4096);
+                gs.mean.assign(D, 0.f);
+                for (size_t t = 0; t < n; ++t)
+                    for (size_t d = 0; d < D; ++d) gs.mean[d] += k[(g * T + t) * D + d];
+                for (size_t d = 0; d < D; ++d) gs.mean[d] /= static_cast<float>(n);
+            }
+        }
         std::vector<uint16_t> row(D);
+        std::vector<float> smooth(D);
         for (size_t t = 0; t < T; ++t) {
             const size_t i = len_ + t;
             const float* kr = k + (g * T + t) * D;
@@ -554,6 +575,10 @@ void LayerState::append(const InfLLMConfig& cfg, size_t T, const float* k, const
                 to_f16(kr, row.data(), D);
                 gs.K.set_row(i, row.data());
                 to_f16(vr, gs.V.data() + i * D, D);
+            }
+            if (int8_) {
+                for (size_t d = 0; d < D; ++d) smooth[d] = kr[d] - gs.mean[d];
+                gs.K8s[i] = i8::store_key(smooth.data(), D, gs.K8.data(), i);
             }
         }
         std::vector<float> sum(D), r(D);
@@ -586,12 +611,14 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
     if (D % 16 != 0 || Hk == 0 || Hq % Hk != 0) throw std::runtime_error("InfLLMv2Attention: head_dim must be a "
                                                                            "multiple of 16 and Hq a multiple of Hk");
     static const bool cpu_bf16 = bf16::available();
-    static const bool env_f32 = [] {
+    static const bool cpu_int8 = i8::available();
+    static const std::string env_cap = [] {
         const char* e = std::getenv("CPMDESK_INFLLM_PRECISION");
-        return e && std::string(e) == "f32";
+        return std::string(e ? e : "");
     }();
-    const bool bf16 = cpu_bf16 && !env_f32 && cfg.precision != "f32" && D % 2 == 0;
-    if (Hk != Hk_ || D != D_ || bf16 != bf16_) reset(Hk, D, bf16);
+    const bool bf16 = cpu_bf16 && env_cap != "f32" && cfg.precision != "f32" && D % 2 == 0;
+    const bool int8 = bf16 && cpu_int8 && env_cap != "bf16" && cfg.precision == "auto" && D % 4 == 0;
+    if (Hk != Hk_ || D != D_ || bf16 != bf16_ || int8 != int8_) reset(Hk, D, bf16, int8);
     const bool timed = profile_path() != nullptr;
     const double w0 = timed ? now_s() : 0.0;
     if (p0 == 0) len_ = n1_ = n2_ = 0;
@@ -618,6 +645,13 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
             sc.qb.resize(G * D);
             for (size_t i = 0; i < G * D; ++i) sc.qb[i] = bf16::from_f32(sc.q[i]);
         }
+        sc.int8 = int8_ && !dense;
+        if (sc.int8) {
+            sc.q8.resize(G * D);
+            sc.q8s.resize(G);
+            sc.q8c.resize(G);
+            i8::quantize_rows(sc.q.data(), G, D, sc.q8.data(), sc.q8s.data(), sc.q8c.data());
+        }
     };
     Totals totals;
     auto finish = [&]() {
@@ -631,6 +665,7 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
         prof_.T = T;
         prof_.N = N;
         prof_.bf16 = bf16_;
+        prof_.int8 = int8_ && !dense;
         prof_.dense = dense;
     };
     auto pick = [&](Scratch& sc, size_t g, size_t p) {

@@ -20,9 +20,10 @@ struct InfLLMConfig {
     std::string variant = "minicpm4";  // "minicpm4": window outside top-k; "minicpm4.1": forced local blocks
     std::string lse = "exact";         // "exact": normalise over fine kernels; "coarse": over 4x kernels
     float scale = 0.f;                 // <= 0: 1/sqrt(head_dim)
-    // "auto": bf16 K/V and bf16 dot products (f32 accumulation and softmax, f32 block scoring) when the CPU has
-    // AVX512-BF16, else f16 K/V with f32 arithmetic; "f32": always the latter. CPMDESK_INFLLM_PRECISION=f32 in
-    // the environment forces "f32" too.
+    // "bf16": bf16 K/V and bf16 dot products (f32 accumulation and softmax, f32 block scoring) when the CPU has
+    // AVX512-BF16, else f16 K/V with f32 arithmetic; "f32": always the latter; "auto": "bf16", and in sparse mode
+    // (past dense_len) QK^T in int8 where the CPU also has AVX512-VNNI (infllm_v2_int8.hpp).
+    // CPMDESK_INFLLM_PRECISION=f32 or =bf16 in the environment caps it the same way.
     std::string precision = "auto";
 };
 
@@ -31,7 +32,7 @@ struct InfLLMConfig {
 struct RunProfile {
     double wall = 0, append = 0, score = 0, select = 0, attend = 0;
     size_t T = 0, N = 0;
-    bool bf16 = false, dense = false;
+    bool bf16 = false, int8 = false, dense = false;
 };
 
 // Keys in 16-key transposed tiles ([tile][D][16]) so one load feeds all query heads of a group.
@@ -50,6 +51,10 @@ struct GroupState {             // one KV head
     TiledKeys<uint16_t> K;      // f16 keys (post-RoPE); bf16 mode: bf16 in pair tiles (infllm_v2_bf16.hpp)
     std::vector<uint16_t> V;    // f16 values, row-major [cap][D]; bf16 mode: bf16, key pairs interleaved
     TiledKeys<float> C1, C2;    // fine / coarse compressed keys (means of keys)
+    // int8 mode: keys minus `mean` quantized per key in quad tiles (infllm_v2_int8.hpp) and their scales; `mean`
+    // is fixed at the first append after a reset (any fixed vector leaves the softmax unchanged)
+    std::vector<uint8_t> K8;
+    std::vector<float> K8s, mean;
 };
 
 class LayerState {
@@ -63,11 +68,11 @@ public:
     static const char* profile_path();  // CPMDESK_INFLLM_PROFILE or nullptr
 
 private:
-    void reset(size_t Hk, size_t D, bool bf16);
+    void reset(size_t Hk, size_t D, bool bf16, bool int8);
     void truncate(size_t p0, const InfLLMConfig& cfg);
     void append(const InfLLMConfig& cfg, size_t T, const float* k, const float* v);
     std::vector<GroupState> groups_;
-    bool bf16_ = false;
+    bool bf16_ = false, int8_ = false;
     RunProfile prof_;
     size_t Hk_ = 0, D_ = 0, len_ = 0, cap_ = 0, n1_ = 0, n2_ = 0;
 };
