@@ -209,11 +209,72 @@ def test_sampling_with_the_draft_survives_genai_check_failures(tiny_pair: Path) 
     assert engine.send(Conversation(), PROMPTS[0], GenerationSettings(max_new_tokens=24)).draft.draft_tokens > 0
 
 
-def test_sampled_answers_skip_the_draft_by_default(tiny_pair: Path) -> None:
-    engine = ChatEngine(tiny_pair)
-    for seed in range(4):  # seeds 2 and 3 fail GenAI's check when drafting (test above)
+def test_sampled_answers_run_plain_and_greedy_answers_switch_to_the_draft(tiny_pair: Path) -> None:
+    # Sampled answers skip the draft (GenAI 2026.4.1's speculative sampling fails its check), so they run on the plain
+    # pipeline at the plugin's fast defaults; a greedy answer switches to the assisted one, and back.
+    engine = ChatEngine(tiny_pair, greedy=False)
+    assert engine.pipeline_mode == "plain" and engine.draft_state == "draft idle: sampled answers"
+    for seed in range(2):
         settings = GenerationSettings(max_new_tokens=32, temperature=0.8, top_p=0.9, seed=seed)
         reply = engine.send(Conversation(), "Tell me about books and the sea.", settings)
         assert reply.num_tokens > 0 and reply.draft is None
-    greedy = engine.send(Conversation(), PROMPTS[0], GenerationSettings(max_new_tokens=24))
-    assert greedy.draft is not None and greedy.draft.draft_tokens > 0
+        assert engine.pipeline_mode == "plain" and engine.draft_state == "draft idle: sampled answers"
+    greedy = GenerationSettings(max_new_tokens=32)
+    assisted = engine.send(Conversation(), PROMPTS[0], greedy)
+    assert engine.pipeline_mode == "assisted" and engine.draft_state == "draft on"
+    assert assisted.draft is not None and assisted.draft.draft_tokens > 0
+    alone = ChatEngine(tiny_pair, draft=DraftConfig(enabled=False, exact=True)).send(Conversation(), PROMPTS[0], greedy)
+    assert alone.draft is None and (assisted.answer, assisted.num_tokens) == (alone.answer, alone.num_tokens)
+    sampled = GenerationSettings(max_new_tokens=16, temperature=0.7, seed=5)
+    assert engine.send(Conversation(), PROMPTS[1], sampled).draft is None and engine.pipeline_mode == "plain"
+
+
+def test_construction_hint_and_prepare_load_the_mode_answers_need(tiny_pair: Path) -> None:
+    engine = ChatEngine(tiny_pair)  # no hint: greedy, as GenerationSettings defaults
+    assert engine.pipeline_mode == "assisted" and engine.draft_state == "draft on"
+    assert engine.prepare(GenerationSettings(temperature=0.7)) == "plain" == engine.pipeline_mode
+    assert engine.prepare(GenerationSettings()) == "assisted" == engine.pipeline_mode
+    assert ChatEngine(tiny_pair, greedy=True).pipeline_mode == "assisted"
+    off = ChatEngine(tiny_pair, draft=DraftConfig(enabled=False), greedy=True)
+    assert off.pipeline_mode == "plain" and off.draft_state == "draft off"
+    assert off.prepare(GenerationSettings(temperature=0.7)) == "plain" and off.draft_state == "draft off"
+    forced = ChatEngine(tiny_pair, draft=DraftConfig(greedy_only=False), greedy=False)  # the bench drafts samples
+    assert forced.pipeline_mode == "assisted" and forced.draft_state == "draft on"
+
+
+def test_only_the_assisted_mode_pays_the_exact_settings(tiny_pair: Path) -> None:
+    import openvino_genai as og
+
+    from app.engine.speculative import ASSISTED, EXACT_PROPERTIES, PLAIN, plan_draft
+
+    manifest = read_manifest(tiny_pair)
+    plan = plan_draft(tiny_pair, manifest, DraftConfig(), "CPU")
+    assisted = plan.pipeline_kwargs(ASSISTED, og)
+    assert "draft_model" in assisted and {k: v for k, v in assisted.items() if k != "draft_model"} == EXACT_PROPERTIES
+    assert plan.pipeline_kwargs(PLAIN, og) == {}  # sampled answers: the plugin's fast defaults
+    exact = plan_draft(tiny_pair, manifest, DraftConfig(exact=True), "CPU")
+    assert exact.pipeline_kwargs(PLAIN, og) == EXACT_PROPERTIES
+    off = plan_draft(tiny_pair, manifest, DraftConfig(enabled=False, exact=True), "CPU")
+    assert off.mode_for(False) == PLAIN and off.pipeline_kwargs(PLAIN, og) == EXACT_PROPERTIES
+    assert plan_draft(tiny_pair, manifest, DraftConfig(enabled=False), "CPU").pipeline_kwargs(PLAIN, og) == {}
+
+
+@pytest.mark.slow
+def test_window_loads_the_mode_its_temperature_needs_and_switches_after_settings(qtbot, tmp_path: Path,
+                                                                                  tiny_pair: Path) -> None:
+    from tests.test_gui import open_window, send
+
+    window = open_window(qtbot, tmp_path / "chats.sqlite3", tiny_pair, max_new_tokens=16, temperature=0.7)
+    assert window.engine.pipeline_mode == "plain"
+    assert window.model_label.text().endswith("· draft idle: sampled answers")
+    send(qtbot, window, PROMPTS[1])
+    assert "accepted" not in window.speed_label.text() and window.model_label.text().endswith("· draft idle: "
+                                                                                              "sampled answers")
+    dialog = window.open_settings()
+    dialog.temperature.setValue(0.0)
+    dialog.max_new_tokens.setValue(16)
+    dialog.accept()  # no reload: the next answer switches, in its worker thread
+    assert window.engine.pipeline_mode == "plain" and window.is_generating is False
+    send(qtbot, window, PROMPTS[0])
+    assert window.engine.pipeline_mode == "assisted" and window.model_label.text().endswith("· draft on")
+    assert "accepted" in window.speed_label.text()

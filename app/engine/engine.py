@@ -14,7 +14,14 @@ from app.engine.memory import available_memory, memory_problem, required_memory
 from app.engine.model_folder import ModelFolderError, check_model_folder
 from app.engine.settings import GenerationSettings
 from app.engine.sparse_attention import pipeline_properties
-from app.engine.speculative import DraftConfig, DraftStats, draft_stats, is_sampling_crash, plan_draft
+from app.engine.speculative import (
+    ASSISTED,
+    DraftConfig,
+    DraftStats,
+    draft_stats,
+    is_sampling_crash,
+    plan_draft,
+)
 from app.engine.think_parser import Delta, ThinkParser
 
 OnDelta = Callable[[Delta], None]
@@ -46,10 +53,16 @@ class Reply:
 
 
 class ChatEngine:
-    """A loaded model. Conversations are passed in; the engine holds no chat state of its own."""
+    """A loaded model. Conversations are passed in; the engine holds no chat state of its own.
+
+    A model with a usable draft holds one pipeline at a time, "assisted" (with the draft, for greedy answers) or
+    "plain" (the target alone, for sampled answers, which skip the draft); generate() switches when an answer needs
+    the other. `greedy` says which answers to expect first, so the first one does not pay a reload (None: greedy,
+    as GenerationSettings defaults); prepare() does the same later.
+    """
 
     def __init__(self, folder: Path, device: str = "CPU", context_tokens: int | None = None,
-                 draft: DraftConfig | None = None) -> None:
+                 draft: DraftConfig | None = None, greedy: bool | None = None) -> None:
         self.folder = Path(folder)
         self.manifest = check_model_folder(self.folder)
         problem = memory_problem(required_memory(self.folder), available_memory())
@@ -61,35 +74,44 @@ class ChatEngine:
         import openvino_genai as og
 
         self._og = og
-        self.draft_config = draft or DraftConfig()
-        try:
-            self._draft = plan_draft(self.folder, self.manifest, self.draft_config, device, og)
-            properties = {**pipeline_properties(self.manifest), **self._draft.pipeline_kwargs}
-            self._pipe = og.LLMPipeline(str(self.folder), device, **properties)
-        except RuntimeError as err:
-            if "draft" in str(err).lower():
-                raise ModelFolderError(f"The draft model of {self.folder.name} cannot assist it "
-                                       f"({str(err).strip().splitlines()[-1]}); turn the draft off in Settings "
-                                       "or export the model again") from err
-            raise ModelFolderError(f"OpenVINO could not load {self.folder.name} ({str(err).splitlines()[0]}); "
-                                   "the IR may be corrupt: export the model again") from err
         self.device = device
+        self.draft_config = draft or DraftConfig()
+        self._plan = plan_draft(self.folder, self.manifest, self.draft_config, device)
+        self._pipe = None
+        self._mode: str | None = None
+        self._draft_lost = False  # the assisted pipeline was reloaded without its draft (see _run)
+        self._lock = threading.Lock()
+        try:
+            self._load(self._plan.mode_for(None if greedy is None else not greedy))
+        except ModelFolderError:
+            raise
+        except RuntimeError as err:
+            raise ModelFolderError(self._load_failure(err)) from err
         self._tokenizer = self._pipe.get_tokenizer()
         self.supports_thinking = "enable_thinking" in (self._tokenizer.chat_template or "")
         model_max = json.loads((self.folder / "config.json").read_text()).get("max_position_embeddings")
         self.context_tokens = int(context_tokens or min(model_max or DEFAULT_CONTEXT, DEFAULT_CONTEXT))
-        self._lock = threading.Lock()
-        self._reload_draft = False  # see _run
 
     @property
     def draft_state(self) -> str:
-        """"draft on", "draft off…" with the reason, or "" when the model has no draft."""
-        return self._draft.status
+        """What the draft does now: "draft on", "draft idle: sampled answers", "draft off…" with the reason, or ""
+        when the model has no draft."""
+        return self._plan.status(self._mode)
+
+    @property
+    def pipeline_mode(self) -> str | None:
+        """"assisted" (target + draft) or "plain" (target alone) as loaded now; None after a failed reload."""
+        return self._mode
 
     @property
     def name(self) -> str:
         """The model folder's name."""
         return self.folder.name
+
+    def prepare(self, settings: GenerationSettings) -> str:
+        """Load the pipeline mode that answers with `settings` need (blocks while it loads); returns the mode."""
+        with self._lock:
+            return self._switch(self._plan.mode_for(not settings.greedy))
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as the model's tokenizer encodes a prompt (special tokens included)."""
@@ -111,7 +133,9 @@ class ChatEngine:
     def generate(self, conversation: Conversation, settings: GenerationSettings | None = None,
                  think: bool | None = None, on_delta: OnDelta | None = None,
                  cancel: threading.Event | None = None) -> Reply:
-        """Answer the conversation's last user message and append the answer (reasoning kept apart)."""
+        """Answer the conversation's last user message and append the answer (reasoning kept apart).
+
+        Switches the pipeline mode first when this answer needs the other one (see the class docstring)."""
         settings = settings or GenerationSettings()
         first, prompt, prompt_tokens = self._fit(conversation, settings.max_new_tokens, think)
         parser = ThinkParser(starts_in_think=prompt.rstrip().endswith("<think>"))
@@ -130,12 +154,14 @@ class ChatEngine:
                 return og.StreamingStatus.STOP
             return og.StreamingStatus.RUNNING
 
-        config = self._pipe.get_generation_config()
-        settings.apply(config)
-        config.apply_chat_template = False
-        drafting = self._draft.active and self.draft_config.apply(config)
         with self._lock:
-            result, resumed = self._run(prompt, config, stream, streamed)
+            drafting = self._switch(self._plan.mode_for(not settings.greedy)) == ASSISTED
+            config = self._pipe.get_generation_config()
+            settings.apply(config)
+            config.apply_chat_template = False
+            if drafting:
+                self.draft_config.apply(config)
+            result, resumed, drafted = self._run(prompt, config, stream, streamed, drafting)
         parsed = parser.finish()
         conversation.messages.append(Message("assistant", parsed.answer, parsed.reasoning))
         perf = result.perf_metrics
@@ -146,34 +172,58 @@ class ChatEngine:
                      stopped=stopped or bool(cancel is not None and cancel.is_set()),
                      unterminated_reasoning=parsed.unterminated, dropped_messages=first,
                      draft=draft_stats(perf, result.extended_perf_metrics)
-                     if drafting and result.extended_perf_metrics is not None else None)
+                     if drafted and result.extended_perf_metrics is not None else None)
 
-    def _run(self, prompt: str, config, stream, streamed: list[str]):
-        """Generate; returns the result and the tokens streamed before a resumed attempt (usually 0).
+    def _load(self, mode: str, with_draft: bool = True) -> None:
+        """Replace the pipeline by one in `mode`, the old one freed first (two targets need not fit in memory)."""
+        self._pipe, self._mode = None, None
+        properties = {**pipeline_properties(self.manifest), **self._plan.pipeline_kwargs(mode, self._og, with_draft)}
+        self._pipe = self._og.LLMPipeline(str(self.folder), self.device, **properties)
+        self._mode, self._draft_lost = mode, mode == ASSISTED and not with_draft
 
-        GenAI 2026.4's speculative decoding with sampling intermittently fails an internal check, and the pipeline
-        then never drafts again. The answer is then finished by the target alone from the text streamed so far
-        (the user sees one continuous answer), and the draft is loaded afresh before the next answer.
+    def _switch(self, mode: str) -> str:
+        """Make the pipeline `mode` (under the lock), reloading only when it is not that already; returns it."""
+        if mode != self._mode or self._draft_lost:
+            try:
+                self._load(mode)
+            except RuntimeError as err:
+                raise EngineError(self._load_failure(err)) from err
+        return mode
+
+    def _load_failure(self, err: RuntimeError) -> str:
+        """What to tell the user when OpenVINO cannot load the pipeline."""
+        if isinstance(err, ModelFolderError):
+            return str(err)
+        if "draft" in str(err).lower():
+            return (f"The draft model of {self.folder.name} cannot assist it ({str(err).strip().splitlines()[-1]}); "
+                    "turn the draft off in Settings or export the model again")
+        return (f"OpenVINO could not load {self.folder.name} ({str(err).splitlines()[0]}); the IR may be corrupt: "
+                "export the model again")
+
+    def _run(self, prompt: str, config, stream, streamed: list[str], drafting: bool):
+        """Generate; returns the result, the tokens streamed before a resumed attempt (usually 0) and whether the
+        result came from the draft-assisted pipeline.
+
+        GenAI 2026.4's speculative decoding with sampling (DraftConfig.greedy_only=False) intermittently fails an
+        internal check, and the pipeline then never drafts again. The answer is then finished by the target alone
+        at the same settings from the text streamed so far (the user sees one continuous answer), and the draft is
+        loaded afresh before the next assisted answer.
         """
-        if self._reload_draft:  # a fresh draft_model(): the old one holds a model GenAI already transformed
-            self._draft = plan_draft(self.folder, self.manifest, self.draft_config, self.device, self._og)
-            self._pipe = self._og.LLMPipeline(str(self.folder), self.device, **self._draft.pipeline_kwargs)
-            self._reload_draft = False
-        kwargs = self._draft.pipeline_kwargs
         try:
-            return self._pipe.generate([prompt], config, streamer=stream), 0
+            return self._pipe.generate([prompt], config, streamer=stream), 0, drafting
         except RuntimeError as err:
-            if not (self._draft.active and config.do_sample and is_sampling_crash(err)):
+            if not (drafting and config.do_sample and is_sampling_crash(err)):
                 raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
-        del self._pipe  # release the failed pipeline before the model is read again
-        self._pipe = self._og.LLMPipeline(str(self.folder), self.device,
-                                          **{k: v for k, v in kwargs.items() if k != "draft_model"})
-        self._reload_draft = True
+        try:
+            self._load(ASSISTED, with_draft=False)
+        except RuntimeError as err:
+            raise EngineError(self._load_failure(err)) from err
         text = "".join(streamed)
         resumed = int(self._tokenizer.encode([text], add_special_tokens=False).input_ids.get_shape()[1])
         config.max_new_tokens = max(1, config.max_new_tokens - resumed)
+        config.num_assistant_tokens, config.assistant_confidence_threshold = 0, 0.0  # no draft to ask
         try:
-            return self._pipe.generate([prompt + text], config, streamer=stream), resumed
+            return self._pipe.generate([prompt + text], config, streamer=stream), resumed, False
         except RuntimeError as err:
             raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
 

@@ -18,11 +18,16 @@ class GenerationSettings:
     stop_strings: tuple[str, ...] = field(default_factory=tuple)
     ignore_eos: bool = False  # benchmarks: always generate max_new_tokens
 
+    @property
+    def greedy(self) -> bool:
+        """Whether answers are decoded greedily (temperature 0) rather than sampled."""
+        return not self.temperature > 0
+
     def apply(self, config) -> None:
         """Copy these settings onto an openvino_genai.GenerationConfig."""
         config.max_new_tokens = self.max_new_tokens
         config.repetition_penalty = self.repetition_penalty
-        config.do_sample = self.temperature > 0
+        config.do_sample = not self.greedy
         if config.do_sample:
             config.temperature = self.temperature
             config.top_p = self.top_p

@@ -141,7 +141,7 @@ class MainWindow(QMainWindow):
         self._set_ready(False)
         self.model_folder = Path(folder)
         self.model_label.setText(self.tr("Loading {0}…").format(folder.name))
-        self._loader = ModelLoader(folder, device, self.app_settings.draft())
+        self._loader = ModelLoader(folder, device, self.app_settings.draft(), greedy=self.settings.greedy)
         self._loader.loaded.connect(self._on_model_loaded)
         self._loader.failed.connect(self._on_model_failed)
         self._loader_thread = self.threads.start(self._loader)
@@ -149,7 +149,7 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, engine: ChatEngine) -> None:
         self._finish_thread(self._loader_thread)
         self.engine = engine
-        self.model_label.setText(" · ".join(filter(None, (engine.name, engine.device, engine.draft_state))))
+        self._show_model()
         self.think_toggle.setEnabled(engine.supports_thinking)
         self.think_toggle.setToolTip(self.tr("Let the model reason before it answers") if engine.supports_thinking
                                      else self.tr("This model cannot switch reasoning on or off"))
@@ -158,6 +158,11 @@ class MainWindow(QMainWindow):
         self._set_ready(True)
         self.composer.setFocus()
         self.model_ready.emit()
+
+    def _show_model(self) -> None:
+        """The status bar's model label: name, device and what the draft does now."""
+        engine = self.engine
+        self.model_label.setText(" · ".join(filter(None, (engine.name, engine.device, engine.draft_state))))
 
     def _on_model_failed(self, message: str) -> None:
         self._finish_thread(self._loader_thread)
@@ -317,6 +322,7 @@ class MainWindow(QMainWindow):
     def _on_finished(self, reply, thinking_s: float) -> None:
         self._keep_unsaved("stopped" if reply.stopped else "done")
         self._end_generation()
+        self._show_model()  # the answer may have switched the pipeline's mode (draft on / idle)
         self.speed_label.setText(f"{reply.tokens_per_second:.1f} tok/s · first token {reply.ttft_ms:.0f} ms"
                                  + (f" · {reply.draft.describe()}" if reply.draft else ""))
         if reply.dropped_messages:
@@ -327,6 +333,7 @@ class MainWindow(QMainWindow):
     def _on_failed(self, message: str) -> None:
         self._keep_unsaved("failed")
         self._end_generation()
+        self._show_model()
         self.statusBar().showMessage(message)
         self.answer_finished.emit()
 

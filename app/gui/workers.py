@@ -15,24 +15,26 @@ from app.store.answer_recorder import AnswerRecorder
 
 
 class ModelLoader(QObject):
-    """Builds a ChatEngine off the UI thread."""
+    """Builds a ChatEngine off the UI thread, in the pipeline mode `greedy` (or sampled) answers need."""
 
     loaded = Signal(object)  # ChatEngine
     failed = Signal(str)
 
-    def __init__(self, folder: Path, device: str, draft: DraftConfig | None = None) -> None:
+    def __init__(self, folder: Path, device: str, draft: DraftConfig | None = None,
+                 greedy: bool | None = None) -> None:
         super().__init__()
-        self.folder, self.device, self.draft = folder, device, draft
+        self.folder, self.device, self.draft, self.greedy = folder, device, draft, greedy
 
     def run(self) -> None:
         try:
-            self.loaded.emit(ChatEngine(self.folder, self.device, draft=self.draft))
+            self.loaded.emit(ChatEngine(self.folder, self.device, draft=self.draft, greedy=self.greedy))
         except Exception as err:  # every load failure is shown to the user, never raised into Qt
             self.failed.emit(str(err))
 
 
 class GenerationWorker(QObject):
-    """Runs one answer: streams deltas as signals and records the answer in the store as it grows."""
+    """Runs one answer: streams deltas as signals and records the answer in the store as it grows. The engine
+    switches its pipeline mode here, off the UI thread, when the answer needs the other one (draft or not)."""
 
     delta = Signal(str, str)  # kind, text
     finished = Signal(object, float)  # Reply, thinking seconds (or -1)
