@@ -29,7 +29,8 @@ float store_key(const float* x, size_t D, uint8_t* tiles, size_t i) {
     return scale;
 }
 
-void quantize_rows(const float* q, size_t M, size_t D, int8_t* q8, float* scale, int32_t* corr) {
+namespace {
+void quantize_rows_scalar(const float* q, size_t M, size_t D, int8_t* q8, float* scale, int32_t* corr) {
     for (size_t h = 0; h < M; ++h) {
         const float* row = q + h * D;
         float mx = 0.f;
@@ -45,6 +46,7 @@ void quantize_rows(const float* q, size_t M, size_t D, int8_t* q8, float* scale,
         corr[h] = 128 * sum;
     }
 }
+}  // namespace
 
 #if CPMDESK_I8
 
@@ -93,7 +95,33 @@ I8_TARGET inline void qk_rows(const int32_t* q, size_t M, size_t Dq, const float
     for (; h < M; ++h) qk_block<1, NT>(q + h * Dq, Dq, qscale + h, corr + h, tile, kscale, out + h * ostride, ostride);
 }
 
+// 16 dims at a time; rounding to nearest even as lrint in the scalar version.
+I8_TARGET void quantize_rows_avx512(const float* q, size_t M, size_t D, int8_t* q8, float* scale, int32_t* corr) {
+    for (size_t h = 0; h < M; ++h) {
+        const float* row = q + h * D;
+        __m512 mx = _mm512_setzero_ps();
+        for (size_t d = 0; d < D; d += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(row + d)));
+        const float m = _mm512_reduce_max_ps(mx);
+        scale[h] = m > 0.f ? m / 127.f : 1.f;
+        const __m512 inv = _mm512_set1_ps(1.f / scale[h]);
+        const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+        __m512i sum = _mm512_setzero_si512();
+        for (size_t d = 0; d < D; d += 16) {
+            __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(row + d), inv));
+            v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+            sum = _mm512_add_epi32(sum, v);
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(q8 + h * D + d), _mm512_cvtsepi32_epi8(v));
+        }
+        corr[h] = 128 * _mm512_reduce_add_epi32(sum);
+    }
+}
+
 }  // namespace
+
+void quantize_rows(const float* q, size_t M, size_t D, int8_t* q8, float* scale, int32_t* corr) {
+    if (D % 16 == 0) quantize_rows_avx512(q, M, D, q8, scale, corr);
+    else quantize_rows_scalar(q, M, D, q8, scale, corr);
+}
 
 I8_TARGET void tiles_scores(const int8_t* q8, const float* qscale, const int32_t* corr, size_t M, size_t D,
                             const uint8_t* tiles_begin, const float* kscale, size_t tiles, float* out, size_t ostride) {
@@ -109,6 +137,9 @@ I8_TARGET void tiles_scores(const int8_t* q8, const float* qscale, const int32_t
 #else  // no int8 kernel in this build
 
 bool available() { return false; }
+void quantize_rows(const float* q, size_t M, size_t D, int8_t* q8, float* scale, int32_t* corr) {
+    quantize_rows_scalar(q, M, D, q8, scale, corr);
+}
 void tiles_scores(const int8_t*, const float*, const int32_t*, size_t, size_t, const uint8_t*, const float*, size_t,
                   float*, size_t) {}
 
