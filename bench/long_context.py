@@ -98,6 +98,7 @@ def op_split(profile: Path, prefill_s: float) -> dict:
         return {}
     op = sum(x["wall_s"] for x in calls)
     return {"op_prefill_s": round(op, 2), "non_op_prefill_s": round(prefill_s - op, 2), "op_bf16": calls[0]["bf16"],
+            "op_int8": calls[0].get("int8", False),
             "op_cpu_s": {k: round(sum(x[f"{k}_cpu_s"] for x in calls), 1) for k in ("score", "select", "attend")}}
 
 

@@ -16,7 +16,8 @@ One JSON line per answer, then one summary line per temperature and draft varian
 tokens/s with the draft and of the target alone, the speed-up (ratio of decode tokens/s) and whether the
 temperature-0 texts are identical to the target alone's.
 
-    .venv/bin/python bench/speculative.py [--assistant-tokens 3] [--draft-vocab 65536] [--temperatures 0,0.7]
+    .venv/bin/python bench/speculative.py [--assistant-tokens 3 | --threshold 0.4] [--draft-vocab 65536]
+        [--temperatures 0,0.7] [--variants alone,draft-vocab65536]
 """
 
 from __future__ import annotations
@@ -216,6 +217,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=len(PROMPTS), help="first N prompts only (quick checks)")
     parser.add_argument("--draft-vocab", default="65536",
                         help="comma-separated draft vocabulary cuts to compare beside the full draft (0: none)")
+    parser.add_argument("--variants", help="comma-separated subset of alone,alone-default,draft,draft-vocabN "
+                        "(default: all)")
     parser.add_argument("--prepare-only", action="store_true", help="assemble and export, then stop")
     args = parser.parse_args()
     disable_telemetry()
@@ -229,6 +232,12 @@ def main() -> int:
     variants = {"alone": folder, "alone-default": folder, "draft": folder}
     for vocab in (int(v) for v in args.draft_vocab.split(",") if int(v)):
         variants[f"draft-vocab{vocab}"] = cut_pair(folder, vocab)
+    if args.variants:
+        wanted = args.variants.split(",")
+        unknown = sorted(set(wanted) - set(variants))
+        if unknown:
+            raise SystemExit(f"unknown variants {unknown}; choose from {sorted(variants)}")
+        variants = {name: folder for name, folder in variants.items() if name in wanted}
     run(variants, [float(t) for t in args.temperatures.split(",")], args.max_new_tokens,
         None if args.threshold is not None else args.assistant_tokens, args.threshold, args.limit)
     return 0

@@ -22,20 +22,32 @@ def compress(K: np.ndarray, size: int, stride: int) -> np.ndarray:
     return np.stack([K[j * stride:j * stride + size].mean(0) for j in range(n)])
 
 
+def to_bf16(a: np.ndarray) -> np.ndarray:
+    """f32 values rounded to bf16 (nearest even), as f32."""
+    bits = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
+    return bits.astype(np.uint32).view(np.float32)
+
+
 def _logsumexp(x: np.ndarray) -> np.ndarray:
     m = x.max(-1, keepdims=True)
     return (m + np.log(np.exp(x - m).sum(-1, keepdims=True)))[..., 0]
 
 
 def select_blocks(qg: np.ndarray, C1: np.ndarray, C2: np.ndarray, p: int, N: int, cfg: SparseAttentionConfig,
-                  scale: float) -> list[int]:
-    """Blocks one KV head attends for the query at position p; qg: [G, D] the group's query heads."""
+                  scale: float, bf16_scores: bool = False) -> list[int]:
+    """Blocks one KV head attends for the query at position p; qg: [G, D] the group's query heads.
+    `bf16_scores`: the prescaled query and the fine compressed keys are rounded to bf16 before their dot
+    products (as the op's "auto" precision and the official CUDA kernels score)."""
     ks, st, B, W = cfg.kernel_size, cfg.kernel_stride, cfg.block_size, cfg.window_blocks
     n1 = C1.shape[0]
     vis1 = min(n1, _windows(p + 1, ks, st))
     S = np.zeros(n1)
     if vis1:
-        f = scale * qg @ C1[:vis1].T  # [G, vis1]
+        if bf16_scores:
+            f = to_bf16((scale * qg).astype(np.float32)).astype(np.float64) @ to_bf16(C1[:vis1]).T.astype(np.float64)
+        else:
+            f = scale * qg @ C1[:vis1].T  # [G, vis1]
         if cfg.lse == "exact":
             lse = _logsumexp(f)
         else:
@@ -65,8 +77,9 @@ def select_blocks(qg: np.ndarray, C1: np.ndarray, C2: np.ndarray, p: int, N: int
 
 
 def infllm_v2_attention(q: np.ndarray, K: np.ndarray, V: np.ndarray, p0: int, cfg: SparseAttentionConfig,
-                        scale: float | None = None) -> np.ndarray:
-    """InfLLM v2 attention of T queries over all N keys; dense causal attention while N < dense_len."""
+                        scale: float | None = None, bf16_scores: bool = False) -> np.ndarray:
+    """InfLLM v2 attention of T queries over all N keys; dense causal attention while N < dense_len
+    (`bf16_scores`: see select_blocks)."""
     T, Hq, D = q.shape
     N, Hk, _ = K.shape
     G = Hq // Hk
@@ -80,7 +93,7 @@ def infllm_v2_attention(q: np.ndarray, K: np.ndarray, V: np.ndarray, p0: int, cf
         p = p0 + t
         for g in range(Hk):
             qg = q[t, g * G:(g + 1) * G].astype(np.float64)
-            blocks = select_blocks(qg, C1[:, g], C2[:, g], p, N, cfg, scale)
+            blocks = select_blocks(qg, C1[:, g], C2[:, g], p, N, cfg, scale, bf16_scores)
             keys = np.concatenate([np.arange(b * cfg.block_size, min(b * cfg.block_size + cfg.block_size, p + 1))
                                    for b in blocks])
             out[t, g * G:(g + 1) * G] = _softmax_attend(qg, K[keys, g], V[keys, g], scale)

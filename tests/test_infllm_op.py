@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ov_ops.infllm_v2_reference import dense_causal_attention, infllm_v2_attention
+from ov_ops.infllm_v2_reference import dense_causal_attention, infllm_v2_attention, to_bf16
 from ov_ops.sparse_config import SparseAttentionConfig, SparseConfigError
 
 # Small blocks so a few hundred tokens already exercise selection: 16-token blocks, kernels of 8 with stride 4.
@@ -17,8 +17,9 @@ TOL = 2e-5
 # mantissa, relative error <= 2^-9) and stores K/V in bf16; products are accumulated in f32. Against the reference
 # on the same bf16-rounded K/V its outputs (weighted means of values of magnitude ~1) stay within this bound.
 BF16_TOL = 1.5e-2  # measured max 6e-3 (D 16-64, GQA 3-8, both variants)
-# "auto" adds int8 QK^T in sparse mode (CPUs with AVX512-VNNI too): per-row int8 queries and per-key int8 keys
-# (smoothed by a fixed mean) give scores within ~1 % of their spread, so outputs move a few times more than bf16's.
+# "auto" adds, in sparse mode on CPUs with AVX512-VNNI too, int8 QK^T (per-row int8 queries, per-key int8 keys
+# smoothed by a fixed mean: scores within ~1 % of their spread, so outputs move a few times more than bf16's) and
+# block scoring with bf16 inputs (the reference then scores in bf16 too, so both pick the same blocks).
 INT8_TOL = 5e-2  # measured max 2.4e-2 (same shapes)
 CPU_FLAGS = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
 HAS_BF16 = " avx512_bf16" in CPU_FLAGS
@@ -62,13 +63,6 @@ class OpRunner:
         return self.request.get_output_tensor(0).data[0].transpose(1, 0, 2).copy()
 
 
-def to_bf16(a: np.ndarray) -> np.ndarray:
-    """f32 values rounded to bf16 (nearest even), as f32."""
-    bits = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
-    return bits.astype(np.uint32).view(np.float32)
-
-
 def random_qkv(n: int, hq: int, hk: int, d: int, seed: int, precision: str = "f32"):
     rng = np.random.default_rng(seed)
     f16 = lambda a: a.astype(np.float16).astype(np.float32)  # noqa: E731 - the op stores K/V in f16
@@ -86,7 +80,7 @@ def run_chunks(library, config, hq, hk, d, chunks, seed=0, precision="f32"):
     for t in chunks:
         s = slice(p0, p0 + t)
         got.append(op(q[s], k[s], v[s], p0))
-        want.append(infllm_v2_attention(q[s], k[:p0 + t], v[:p0 + t], p0, config))
+        want.append(infllm_v2_attention(q[s], k[:p0 + t], v[:p0 + t], p0, config, bf16_scores=precision == "auto"))
         dense.append(dense_causal_attention(q[s], k[:p0 + t], v[:p0 + t], p0))
         p0 += t
     return got, want, dense
@@ -126,9 +120,10 @@ def test_bf16_kernel_matches_reference(ops_library, variant, lse, hq, hk, d, chu
 @pytest.mark.parametrize("variant,lse", [("minicpm4", "exact"), ("minicpm4.1", "coarse")])
 @pytest.mark.parametrize("hq,hk,d,chunks", [(8, 2, 16, [79, 1, 1, 2, 1, 45, 1, 1, 64, 1]),
                                             (16, 2, 64, [333, 1, 2, 1])])
-def test_int8_qk_matches_reference_in_sparse_mode_only(ops_library, variant, lse, hq, hk, d, chunks) -> None:
-    """The default ("auto") precision: int8 QK^T past dense_len (close to the reference, not bf16's exact outputs),
-    the bf16 kernel below it (the first chunks of a sequence that starts below dense_len)."""
+def test_auto_precision_matches_bf16_scored_reference_in_sparse_mode_only(ops_library, variant, lse, hq, hk, d,
+                                                                       chunks) -> None:
+    """The default ("auto") precision: past dense_len int8 QK^T and bf16 block scoring (close to the reference
+    scoring in bf16, not the bf16 kernel's outputs), the bf16 kernel below dense_len."""
     config = SparseAttentionConfig(variant=variant, lse=lse, **SMALL)
     got, want, dense = run_chunks(ops_library, config, hq, hk, d, chunks, seed=hq * 10 + d, precision="auto")
     bf16, _, _ = run_chunks(ops_library, config, hq, hk, d, chunks, seed=hq * 10 + d, precision="bf16")

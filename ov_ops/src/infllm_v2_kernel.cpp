@@ -3,7 +3,8 @@
 // (init + top-k + local, per variant) and run an exact softmax over the picked keys with an online softmax
 // over 256-key pieces. Keys/values are f16 in memory with f32 arithmetic, or (bf16 mode, CPUs with AVX512-BF16)
 // bf16 in memory with bf16 dot products accumulated in f32; block scoring and the softmax are f32 in both. In int8
-// mode (bf16 mode + AVX512-VNNI, precision "auto") the sparse path scores keys with int8 QK^T (infllm_v2_int8.hpp).
+// mode (bf16 mode + AVX512-VNNI, precision "auto") the sparse path scores keys with int8 QK^T (infllm_v2_int8.hpp)
+// and blocks with bf16 dot products over bf16 copies of the fine compressed keys.
 #include "infllm_v2_kernel.hpp"
 
 #include <algorithm>
@@ -414,7 +415,8 @@ void select_blocks(const InfLLMConfig& cfg, const GroupState& gs, size_t M, size
     if (vis1 > 0) {
         const size_t fs = round16(vis1);
         sc.f.resize(M * fs);
-        tiles_scores(sc.q.data(), M, D, gs.C1.tile(0), fs / 16, sc.f.data(), fs);
+        if (sc.int8) bf16::tiles_scores(sc.qb.data(), M, D, gs.C1b.data(), fs / 16, sc.f.data(), fs);
+        else tiles_scores(sc.q.data(), M, D, gs.C1.tile(0), fs / 16, sc.f.data(), fs);
         std::vector<float> lse(M, kNegInf);
         if (cfg.lse == "coarse") {
             const size_t vis2 = std::min(n2, windows(p + 1, 4 * ks, 4 * st));
@@ -548,6 +550,7 @@ void LayerState::append(const InfLLMConfig& cfg, size_t T, const float* k, const
         gs.K.reserve(cap_);
         gs.V.resize(round16(cap_) * D);
         gs.C1.reserve(windows(cap_, ks, st) + 1);
+        if (int8_) gs.C1b.resize(gs.C1.cap_tiles * 16 * D);  // tile-major: existing tiles keep their place
         gs.C2.reserve(windows(cap_, 4 * ks, 4 * st) + 1);
         if (int8_) {
             gs.K8.resize(round16(cap_) * D);  // tile-major: existing tiles keep their place
@@ -596,6 +599,10 @@ void LayerState::append(const InfLLMConfig& cfg, size_t T, const float* k, const
                 }
                 for (size_t d = 0; d < D; ++d) sum[d] /= static_cast<float>(size);
                 C.set_row(j, sum.data());
+                if (int8_ && &C == &gs.C1) {  // bf16 pair tiles: [tile][D/2][16][2]
+                    uint16_t* t = gs.C1b.data() + (j / 16) * D * 16;
+                    for (size_t d = 0; d < D; ++d) t[(d / 2) * 32 + (j % 16) * 2 + d % 2] = bf16::from_f32(sum[d]);
+                }
             }
         };
         pool(gs.C1, n1_, n1, ks, st);

@@ -22,7 +22,8 @@ struct InfLLMConfig {
     float scale = 0.f;                 // <= 0: 1/sqrt(head_dim)
     // "bf16": bf16 K/V and bf16 dot products (f32 accumulation and softmax, f32 block scoring) when the CPU has
     // AVX512-BF16, else f16 K/V with f32 arithmetic; "f32": always the latter; "auto": "bf16", and in sparse mode
-    // (past dense_len) QK^T in int8 where the CPU also has AVX512-VNNI (infllm_v2_int8.hpp).
+    // (past dense_len) QK^T in int8 and block scoring with bf16 dot products (as the official CUDA kernels score in
+    // bf16) where the CPU also has AVX512-VNNI (infllm_v2_int8.hpp).
     // CPMDESK_INFLLM_PRECISION=f32 or =bf16 in the environment caps it the same way.
     std::string precision = "auto";
 };
@@ -55,6 +56,8 @@ struct GroupState {             // one KV head
     // is fixed at the first append after a reset (any fixed vector leaves the softmax unchanged)
     std::vector<uint8_t> K8;
     std::vector<float> K8s, mean;
+    // int8 mode: the fine compressed keys again in bf16 pair tiles (as K in bf16 mode) for bf16 block scoring
+    std::vector<uint16_t> C1b;
 };
 
 class LayerState {
