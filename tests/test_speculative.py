@@ -262,7 +262,9 @@ def test_only_the_assisted_mode_pays_the_exact_settings(tiny_pair: Path) -> None
 @pytest.mark.slow
 def test_window_loads_the_mode_its_temperature_needs_and_switches_after_settings(qtbot, tmp_path: Path,
                                                                                   tiny_pair: Path) -> None:
-    from tests.test_gui import open_window, send
+    from PySide6.QtCore import Qt
+
+    from tests.test_gui import LONG, open_window, send
 
     window = open_window(qtbot, tmp_path / "chats.sqlite3", tiny_pair, max_new_tokens=16, temperature=0.7)
     assert window.engine.pipeline_mode == "plain"
@@ -275,6 +277,10 @@ def test_window_loads_the_mode_its_temperature_needs_and_switches_after_settings
     dialog.max_new_tokens.setValue(16)
     dialog.accept()  # no reload: the next answer switches, in its worker thread
     assert window.engine.pipeline_mode == "plain" and window.is_generating is False
-    send(qtbot, window, PROMPTS[0])
+    qtbot.keyClicks(window.composer, PROMPTS[0])
+    with qtbot.waitSignal(window.answer_finished, timeout=LONG):
+        qtbot.keyClick(window.composer, Qt.Key.Key_Return)
+        assert window.statusBar().currentMessage() == "Loading the model with its draft for greedy answers…"
+    assert window.statusBar().currentMessage() == ""  # gone once the answer streams
     assert window.engine.pipeline_mode == "assisted" and window.model_label.text().endswith("· draft on")
     assert "accepted" in window.speed_label.text()

@@ -113,6 +113,10 @@ class ChatEngine:
         with self._lock:
             return self._switch(self._plan.mode_for(not settings.greedy))
 
+    def needs_reload(self, settings: GenerationSettings) -> bool:
+        """Whether an answer with `settings` first reloads the model in the other pipeline mode (draft on/idle)."""
+        return self._plan.mode_for(not settings.greedy) != self._mode or self._draft_lost
+
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as the model's tokenizer encodes a prompt (special tokens included)."""
         return int(self._tokenizer.encode([text]).input_ids.get_shape()[1])

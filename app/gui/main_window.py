@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
         self._open_thinking: set[int] = set()
         self._code_blocks: list[str] = []
         self._editing: int | None = None
+        self._reload_message = ""  # shown while an answer first reloads the model in its other mode
         self._dirty = False
         self._unsaved: dict[int, tuple[MessageView, AnswerRecorder]] = {}  # answers the disk had no room for
         self.threads = Threads()
@@ -284,6 +285,11 @@ class MainWindow(QMainWindow):
         think = switch if switch is not None else (self.think_toggle.isChecked()
                                                    if self.engine.supports_thinking else None)
         conversation = self.store.conversation(self.chat_id)
+        if self.engine.needs_reload(self.settings):  # the worker reloads first: say why the answer waits
+            self._reload_message = (self.tr("Loading the model with its draft for greedy answers…")
+                                    if self.settings.greedy else
+                                    self.tr("Loading the model without its draft for sampled answers…"))
+            self.statusBar().showMessage(self._reload_message)
         worker = (self.docs.worker(self.engine, self.chat_id, conversation, self.settings, think)
                   if self.docs.enabled else
                   GenerationWorker(self.engine, self.store, self.chat_id, conversation, self.settings, think))
@@ -303,6 +309,7 @@ class MainWindow(QMainWindow):
         view = self._streaming
         if view is None:
             return
+        self._clear_reload_message()
         if kind == "reasoning":
             view.reasoning += text
         else:
@@ -337,7 +344,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
         self.answer_finished.emit()
 
+    def _clear_reload_message(self) -> None:
+        if self._reload_message and self.statusBar().currentMessage() == self._reload_message:
+            self.statusBar().clearMessage()
+        self._reload_message = ""
+
     def _end_generation(self) -> None:
+        self._clear_reload_message()
         self._finish_thread(self._generation_thread)
         self.worker = None
         self._streaming = None
