@@ -111,7 +111,7 @@ class ChatEngine:
     def prepare(self, settings: GenerationSettings) -> str:
         """Load the pipeline mode that answers with `settings` need (blocks while it loads); returns the mode."""
         with self._lock:
-            return self._switch(self._plan.mode_for(not settings.greedy))
+            return self._switch(settings)
 
     def needs_reload(self, settings: GenerationSettings) -> bool:
         """Whether an answer with `settings` first reloads the model in the other pipeline mode (draft on/idle)."""
@@ -159,7 +159,7 @@ class ChatEngine:
             return og.StreamingStatus.RUNNING
 
         with self._lock:
-            drafting = self._switch(self._plan.mode_for(not settings.greedy)) == ASSISTED
+            drafting = self._switch(settings) == ASSISTED
             config = self._pipe.get_generation_config()
             settings.apply(config)
             config.apply_chat_template = False
@@ -185,14 +185,19 @@ class ChatEngine:
         self._pipe = self._og.LLMPipeline(str(self.folder), self.device, **properties)
         self._mode, self._draft_lost = mode, mode == ASSISTED and not with_draft
 
-    def _switch(self, mode: str) -> str:
-        """Make the pipeline `mode` (under the lock), reloading only when it is not that already; returns it."""
-        if mode != self._mode or self._draft_lost:
-            try:
-                self._load(mode)
-            except RuntimeError as err:
-                raise EngineError(self._load_failure(err)) from err
-        return mode
+    def _switch(self, settings: GenerationSettings) -> str:
+        """Make the pipeline the mode answers with `settings` need (under the lock), reloading only when
+        needs_reload() says so; returns the mode."""
+        if self.needs_reload(settings):
+            self._reload(self._plan.mode_for(not settings.greedy))
+        return self._mode
+
+    def _reload(self, mode: str, with_draft: bool = True) -> None:
+        """_load() during generation: a failure is an EngineError with the load's explanation."""
+        try:
+            self._load(mode, with_draft)
+        except RuntimeError as err:
+            raise EngineError(self._load_failure(err)) from err
 
     def _load_failure(self, err: RuntimeError) -> str:
         """What to tell the user when OpenVINO cannot load the pipeline."""
@@ -218,10 +223,7 @@ class ChatEngine:
         except RuntimeError as err:
             if not (drafting and config.do_sample and is_sampling_crash(err)):
                 raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
-        try:
-            self._load(ASSISTED, with_draft=False)
-        except RuntimeError as err:
-            raise EngineError(self._load_failure(err)) from err
+        self._reload(ASSISTED, with_draft=False)
         text = "".join(streamed)
         resumed = int(self._tokenizer.encode([text], add_special_tokens=False).input_ids.get_shape()[1])
         config.max_new_tokens = max(1, config.max_new_tokens - resumed)

@@ -21,6 +21,11 @@ inline float to_f32(uint16_t b) {
 }
 
 // Key storage: 16-key tiles of pairs, [tile][D/2][16][2] (dims 2j and 2j+1 of a key side by side).
+inline size_t pair_offset(size_t i, size_t d, size_t D) { return (i / 16) * D * 16 + (d / 2) * 32 + (i % 16) * 2 + d % 2; }
+// Store row x[D] as row i of such tiles.
+inline void store_row(const float* x, size_t D, uint16_t* tiles, size_t i) {
+    for (size_t d = 0; d < D; ++d) tiles[pair_offset(i, d, D)] = from_f32(x[d]);
+}
 // Value storage: key pairs interleaved, [N/2][D][2] (keys 2i and 2i+1 of a dim side by side).
 
 // out[i*ostride + 16*t + l] = sum_d q[i][d] * key(16*t + l)[d] for M bf16 query rows ([M][D]) and `tiles`

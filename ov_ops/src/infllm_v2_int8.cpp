@@ -19,12 +19,17 @@ inline int round_clamp(float x) {
     const int v = static_cast<int>(std::lrint(x));
     return v > 127 ? 127 : (v < -127 ? -127 : v);
 }
+
+// The symmetric int8 scale of row x[D]: max |x| / 127 (1 for an all-zero row).
+inline float row_scale(const float* x, size_t D) {
+    float mx = 0.f;
+    for (size_t d = 0; d < D; ++d) mx = std::fmax(mx, std::fabs(x[d]));
+    return mx > 0.f ? mx / 127.f : 1.f;
+}
 }  // namespace
 
 float store_key(const float* x, size_t D, uint8_t* tiles, size_t i) {
-    float mx = 0.f;
-    for (size_t d = 0; d < D; ++d) mx = std::fmax(mx, std::fabs(x[d]));
-    const float scale = mx > 0.f ? mx / 127.f : 1.f, inv = 1.f / scale;
+    const float scale = row_scale(x, D), inv = 1.f / scale;
     for (size_t d = 0; d < D; ++d) tiles[key_offset(i, d, D)] = static_cast<uint8_t>(round_clamp(x[d] * inv) + 128);
     return scale;
 }
@@ -33,9 +38,7 @@ namespace {
 void quantize_rows_scalar(const float* q, size_t M, size_t D, int8_t* q8, float* scale, int32_t* corr) {
     for (size_t h = 0; h < M; ++h) {
         const float* row = q + h * D;
-        float mx = 0.f;
-        for (size_t d = 0; d < D; ++d) mx = std::fmax(mx, std::fabs(row[d]));
-        scale[h] = mx > 0.f ? mx / 127.f : 1.f;
+        scale[h] = row_scale(row, D);
         const float inv = 1.f / scale[h];
         int32_t sum = 0;
         for (size_t d = 0; d < D; ++d) {

@@ -550,10 +550,10 @@ void LayerState::append(const InfLLMConfig& cfg, size_t T, const float* k, const
         gs.K.reserve(cap_);
         gs.V.resize(round16(cap_) * D);
         gs.C1.reserve(windows(cap_, ks, st) + 1);
-        if (int8_) gs.C1b.resize(gs.C1.cap_tiles * 16 * D);  // tile-major: existing tiles keep their place
         gs.C2.reserve(windows(cap_, 4 * ks, 4 * st) + 1);
-        if (int8_) {
-            gs.K8.resize(round16(cap_) * D);  // tile-major: existing tiles keep their place
+        if (int8_) {  // tile-major: existing tiles keep their place
+            gs.C1b.resize(gs.C1.cap_tiles * 16 * D);
+            gs.K8.resize(round16(cap_) * D);
             gs.K8s.resize(round16(cap_), 0.f);
             if (len_ == 0) {  // the smoothing mean: of this first chunk's keys (at most 4096)
                 const size_t n = std::min<size_t>(T, 4096);
@@ -570,8 +570,7 @@ void LayerState::append(const InfLLMConfig& cfg, size_t T, const float* k, const
             const float* kr = k + (g * T + t) * D;
             const float* vr = v + (g * T + t) * D;
             if (bf16_) {  // pair tiles for K, key pairs interleaved for V (see infllm_v2_bf16.hpp)
-                uint16_t* kt = gs.K.tile(i / 16);
-                for (size_t d = 0; d < D; ++d) kt[(d / 2) * 32 + (i % 16) * 2 + d % 2] = bf16::from_f32(kr[d]);
+                bf16::store_row(kr, D, gs.K.tile(0), i);
                 uint16_t* vp = gs.V.data() + (i / 2) * D * 2 + i % 2;
                 for (size_t d = 0; d < D; ++d) vp[d * 2] = bf16::from_f32(vr[d]);
             } else {
@@ -587,10 +586,11 @@ void LayerState::append(const InfLLMConfig& cfg, size_t T, const float* k, const
         std::vector<float> sum(D), r(D);
         auto key_row = [&](size_t i, float* out) {
             if (!bf16_) return gs.K.get_row(i, out);
-            const uint16_t* kt = gs.K.tile(i / 16);
-            for (size_t d = 0; d < D; ++d) out[d] = bf16::to_f32(kt[(d / 2) * 32 + (i % 16) * 2 + d % 2]);
+            const uint16_t* kt = gs.K.tile(0);
+            for (size_t d = 0; d < D; ++d) out[d] = bf16::to_f32(kt[bf16::pair_offset(i, d, D)]);
         };
-        auto pool = [&](TiledKeys<float>& C, size_t from, size_t to, size_t size, size_t stride) {
+        // rows from..to of C (and of its bf16 pair-tile copy, when given) as means of `size` keys every `stride`
+        auto pool = [&](TiledKeys<float>& C, uint16_t* bf16_copy, size_t from, size_t to, size_t size, size_t stride) {
             for (size_t j = from; j < to; ++j) {
                 std::fill(sum.begin(), sum.end(), 0.f);
                 for (size_t i = j * stride; i < j * stride + size; ++i) {
@@ -599,14 +599,11 @@ void LayerState::append(const InfLLMConfig& cfg, size_t T, const float* k, const
                 }
                 for (size_t d = 0; d < D; ++d) sum[d] /= static_cast<float>(size);
                 C.set_row(j, sum.data());
-                if (int8_ && &C == &gs.C1) {  // bf16 pair tiles: [tile][D/2][16][2]
-                    uint16_t* t = gs.C1b.data() + (j / 16) * D * 16;
-                    for (size_t d = 0; d < D; ++d) t[(d / 2) * 32 + (j % 16) * 2 + d % 2] = bf16::from_f32(sum[d]);
-                }
+                if (bf16_copy) bf16::store_row(sum.data(), D, bf16_copy, j);
             }
         };
-        pool(gs.C1, n1_, n1, ks, st);
-        pool(gs.C2, n2_, n2, 4 * ks, 4 * st);
+        pool(gs.C1, int8_ ? gs.C1b.data() : nullptr, n1_, n1, ks, st);
+        pool(gs.C2, nullptr, n2_, n2, 4 * ks, 4 * st);
     });
     len_ = N;
     n1_ = n1;
