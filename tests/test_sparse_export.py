@@ -49,6 +49,18 @@ def sparse_export(tiny_minicpm) -> Path:
     return out
 
 
+def test_sparse_verification_steps_give_bit_for_bit_the_logits_of_one_token_steps(sparse_export) -> None:
+    # The assisted loop runs sparse models too: past dense_len, with more blocks than topk picks, a several-token
+    # step and the rewinds after rejected tokens must still give exactly what one-token steps give.
+    from tests.test_speculative import _logits_one_by_one_and_verified
+
+    config = json.loads((sparse_export / "manifest.json").read_text())["sparse_attention"]["config"]
+    prompt = (config["topk"] + 8) * config["block_size"]
+    assert prompt > config["dense_len"]
+    one, verified = _logits_one_by_one_and_verified(sparse_export / "openvino_model.xml", seed=5, prompt=prompt)
+    assert one.shape == verified.shape and float(abs(one - verified).max()) == 0.0
+
+
 def test_export_replaces_every_attention_and_records_the_config(sparse_export, tiny_minicpm) -> None:
     import openvino as ov
 

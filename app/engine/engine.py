@@ -7,25 +7,49 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+from app.engine.assisted import AssistedDecoder, Decoding
 from app.engine.conversation import Conversation, Message, split_think_switch
 from app.engine.devices import available_devices
 from app.engine.memory import available_memory, memory_problem, required_memory
 from app.engine.model_folder import ModelFolderError, check_model_folder
 from app.engine.settings import GenerationSettings
-from app.engine.sparse_attention import pipeline_properties
+from app.engine.sparse_attention import op_library, pipeline_properties
 from app.engine.speculative import (
     ASSISTED,
+    DEFAULT_ASSISTANT_TOKENS,
     DraftConfig,
     DraftStats,
     draft_stats,
-    is_sampling_crash,
     plan_draft,
 )
+from app.engine.stateful_lm import StatefulLM
 from app.engine.think_parser import Delta, ThinkParser
+from app.engine.token_choice import TokenChoice
+from app.engine.token_text import TokenText
 
 OnDelta = Callable[[Delta], None]
 DEFAULT_CONTEXT = 8192
+
+
+def eos_tokens(folder: Path, tokenizer) -> frozenset[int]:
+    """The ids that end an answer: generation_config.json's eos_token_id (one or a list) and the tokenizer's."""
+    ids = {int(tokenizer.get_eos_token_id())} if tokenizer.get_eos_token_id() >= 0 else set()
+    path = folder / "generation_config.json"
+    if path.is_file():
+        value = json.loads(path.read_text()).get("eos_token_id")
+        ids.update(int(v) for v in (value if isinstance(value, list) else [value]) if v is not None)
+    return frozenset(ids)
+
+
+class Timing(NamedTuple):
+    """How an answer was produced, as Reply reports it."""
+
+    num_tokens: int
+    ttft_ms: float
+    tokens_per_second: float  # after the first token
+    draft: DraftStats | None
 
 
 class EngineError(RuntimeError):
@@ -55,10 +79,11 @@ class Reply:
 class ChatEngine:
     """A loaded model. Conversations are passed in; the engine holds no chat state of its own.
 
-    A model with a usable draft holds one pipeline at a time, "assisted" (with the draft, for greedy answers) or
-    "plain" (the target alone, for sampled answers, which skip the draft); generate() switches when an answer needs
-    the other. `greedy` says which answers to expect first, so the first one does not pay a reload (None: greedy,
-    as GenerationSettings defaults); prepare() does the same later.
+    Answers come from one of two modes: "assisted" (the engine's own loop, app/engine/assisted.py, with the draft
+    when the model has a usable one) or "plain" (GenAI's pipeline, the target alone). A model with a draft answers
+    in assisted mode; DraftConfig can keep sampled answers plain, and then the engine holds one mode at a time and
+    generate() switches when an answer needs the other. `greedy` says which answers to expect first, so the first
+    one does not pay a reload (None: greedy, as GenerationSettings defaults); prepare() does the same later.
     """
 
     def __init__(self, folder: Path, device: str = "CPU", context_tokens: int | None = None,
@@ -77,17 +102,18 @@ class ChatEngine:
         self.device = device
         self.draft_config = draft or DraftConfig()
         self._plan = plan_draft(self.folder, self.manifest, self.draft_config, device)
-        self._pipe = None
+        self._pipe = None  # plain mode: GenAI's pipeline
+        self._decoder: AssistedDecoder | None = None  # assisted mode: the engine's own loop
         self._mode: str | None = None
-        self._draft_lost = False  # the assisted pipeline was reloaded without its draft (see _run)
         self._lock = threading.Lock()
         try:
+            self._tokenizer = og.Tokenizer(str(self.folder))
             self._load(self._plan.mode_for(None if greedy is None else not greedy))
         except ModelFolderError:
             raise
-        except RuntimeError as err:
+        except (RuntimeError, ValueError) as err:
             raise ModelFolderError(self._load_failure(err)) from err
-        self._tokenizer = self._pipe.get_tokenizer()
+        self._eos = eos_tokens(self.folder, self._tokenizer)
         self.supports_thinking = "enable_thinking" in (self._tokenizer.chat_template or "")
         model_max = json.loads((self.folder / "config.json").read_text()).get("max_position_embeddings")
         self.context_tokens = int(context_tokens or min(model_max or DEFAULT_CONTEXT, DEFAULT_CONTEXT))
@@ -115,7 +141,7 @@ class ChatEngine:
 
     def needs_reload(self, settings: GenerationSettings) -> bool:
         """Whether an answer with `settings` first reloads the model in the other pipeline mode (draft on/idle)."""
-        return self._plan.mode_for(not settings.greedy) != self._mode or self._draft_lost
+        return self._plan.mode_for(not settings.greedy) != self._mode
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as the model's tokenizer encodes a prompt (special tokens included)."""
@@ -145,11 +171,9 @@ class ChatEngine:
         parser = ThinkParser(starts_in_think=prompt.rstrip().endswith("<think>"))
         og = self._og
         stopped = False
-        streamed: list[str] = []
 
         def stream(chunk: str):
             nonlocal stopped
-            streamed.append(chunk)
             for delta in parser.feed(chunk):
                 if on_delta is not None:
                     on_delta(delta)
@@ -159,31 +183,77 @@ class ChatEngine:
             return og.StreamingStatus.RUNNING
 
         with self._lock:
-            drafting = self._switch(settings) == ASSISTED
+            if self._switch(settings) == ASSISTED:
+                timing = self._assisted(prompt, settings, stream, cancel)
+                return self._answer(timing, parser, conversation, prompt_tokens, first, stopped, cancel)
             config = self._pipe.get_generation_config()
             settings.apply(config)
             config.apply_chat_template = False
-            if drafting:
-                self.draft_config.apply(config)
-            result, resumed, drafted = self._run(prompt, config, stream, streamed, drafting)
-        parsed = parser.finish()
-        conversation.messages.append(Message("assistant", parsed.answer, parsed.reasoning))
+            try:
+                result = self._pipe.generate([prompt], config, streamer=stream)
+            except RuntimeError as err:
+                raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
         perf = result.perf_metrics
         tpot = float(perf.get_tpot().mean)
-        return Reply(answer=parsed.answer, reasoning=parsed.reasoning,
-                     num_tokens=resumed + int(perf.get_num_generated_tokens()), prompt_tokens=prompt_tokens,
-                     ttft_ms=float(perf.get_ttft().mean), tokens_per_second=1000.0 / tpot if tpot > 0 else 0.0,
-                     stopped=stopped or bool(cancel is not None and cancel.is_set()),
-                     unterminated_reasoning=parsed.unterminated, dropped_messages=first,
-                     draft=draft_stats(perf, result.extended_perf_metrics)
-                     if drafted and result.extended_perf_metrics is not None else None)
+        timing = Timing(int(perf.get_num_generated_tokens()), float(perf.get_ttft().mean),
+                        1000.0 / tpot if tpot > 0 else 0.0, None)
+        return self._answer(timing, parser, conversation, prompt_tokens, first, stopped, cancel)
 
-    def _load(self, mode: str, with_draft: bool = True) -> None:
-        """Replace the pipeline by one in `mode`, the old one freed first (two targets need not fit in memory)."""
-        self._pipe, self._mode = None, None
-        properties = {**pipeline_properties(self.manifest), **self._plan.pipeline_kwargs(mode, self._og, with_draft)}
-        self._pipe = self._og.LLMPipeline(str(self.folder), self.device, **properties)
-        self._mode, self._draft_lost = mode, mode == ASSISTED and not with_draft
+    def _answer(self, timing: Timing, parser: ThinkParser, conversation: Conversation, prompt_tokens: int,
+                dropped: int, stopped: bool, cancel: threading.Event | None) -> Reply:
+        """Append the finished answer to the conversation and describe it."""
+        parsed = parser.finish()
+        conversation.messages.append(Message("assistant", parsed.answer, parsed.reasoning))
+        return Reply(answer=parsed.answer, reasoning=parsed.reasoning, num_tokens=timing.num_tokens,
+                     prompt_tokens=prompt_tokens, ttft_ms=timing.ttft_ms, tokens_per_second=timing.tokens_per_second,
+                     stopped=stopped or bool(cancel is not None and cancel.is_set()),
+                     unterminated_reasoning=parsed.unterminated, dropped_messages=dropped, draft=timing.draft)
+
+    def _assisted(self, prompt: str, settings: GenerationSettings, stream,
+                  cancel: threading.Event | None) -> Timing:
+        """Decode with the engine's own loop, streaming text through `stream`."""
+        og = self._og
+        ids = [int(i) for i in self._tokenizer.encode([prompt]).input_ids.data[0]]
+        text = TokenText(self._tokenizer, settings.stop_strings)
+
+        def on_tokens(new: list[int]) -> bool:
+            piece = text.push(new)
+            if piece and stream(piece) == og.StreamingStatus.STOP:
+                return False
+            return not text.stopped and not (cancel is not None and cancel.is_set())
+
+        config = self.draft_config
+        choice = TokenChoice(temperature=settings.temperature if not settings.greedy else 0.0, top_k=settings.top_k,
+                             top_p=settings.top_p, repetition_penalty=settings.repetition_penalty)
+        decoding = Decoding(max_new_tokens=settings.max_new_tokens, eos=self._eos, choice=choice, seed=settings.seed,
+                            ignore_eos=settings.ignore_eos,
+                            draft_tokens=int(config.num_assistant_tokens or DEFAULT_ASSISTANT_TOKENS),
+                            confidence_threshold=config.confidence_threshold)
+        try:
+            result = self._decoder.generate(ids, decoding, on_tokens)
+        except RuntimeError as err:
+            raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
+        rest = text.finish()
+        if rest:
+            stream(rest)
+        count = len(result.tokens)
+        stats = (draft_stats(result.drafted, result.accepted, result.target_steps, count)
+                 if self._decoder.draft is not None else None)
+        rate = (count - 1) / result.decode_seconds if count > 1 and result.decode_seconds > 0 else 0.0
+        return Timing(count, 1000.0 * result.prompt_seconds, rate, stats)
+
+    def _load(self, mode: str) -> None:
+        """Replace the loaded mode by `mode`, the old models freed first (two targets need not fit in memory)."""
+        self._pipe, self._decoder, self._mode = None, None, None
+        if mode == ASSISTED:
+            library = op_library()
+            target = StatefulLM(self.folder / "openvino_model.xml", self.device, library)
+            draft = self._plan.draft
+            self._decoder = AssistedDecoder(target, None if draft is None else StatefulLM(
+                draft / "openvino_model.xml", self.device, library))
+        else:
+            self._pipe = self._og.LLMPipeline(str(self.folder), self.device, **pipeline_properties(self.manifest))
+        self._mode = mode
 
     def _switch(self, settings: GenerationSettings) -> str:
         """Make the pipeline the mode answers with `settings` need (under the lock), reloading only when
@@ -192,14 +262,14 @@ class ChatEngine:
             self._reload(self._plan.mode_for(not settings.greedy))
         return self._mode
 
-    def _reload(self, mode: str, with_draft: bool = True) -> None:
+    def _reload(self, mode: str) -> None:
         """_load() during generation: a failure is an EngineError with the load's explanation."""
         try:
-            self._load(mode, with_draft)
-        except RuntimeError as err:
+            self._load(mode)
+        except (RuntimeError, ValueError) as err:
             raise EngineError(self._load_failure(err)) from err
 
-    def _load_failure(self, err: RuntimeError) -> str:
+    def _load_failure(self, err: Exception) -> str:
         """What to tell the user when OpenVINO cannot load the pipeline."""
         if isinstance(err, ModelFolderError):
             return str(err)
@@ -208,30 +278,6 @@ class ChatEngine:
                     "turn the draft off in Settings or export the model again")
         return (f"OpenVINO could not load {self.folder.name} ({str(err).splitlines()[0]}); the IR may be corrupt: "
                 "export the model again")
-
-    def _run(self, prompt: str, config, stream, streamed: list[str], drafting: bool):
-        """Generate; returns the result, the tokens streamed before a resumed attempt (usually 0) and whether the
-        result came from the draft-assisted pipeline.
-
-        GenAI 2026.4's speculative decoding with sampling (DraftConfig.greedy_only=False) intermittently fails an
-        internal check, and the pipeline then never drafts again. The answer is then finished by the target alone
-        at the same settings from the text streamed so far (the user sees one continuous answer), and the draft is
-        loaded afresh before the next assisted answer.
-        """
-        try:
-            return self._pipe.generate([prompt], config, streamer=stream), 0, drafting
-        except RuntimeError as err:
-            if not (drafting and config.do_sample and is_sampling_crash(err)):
-                raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
-        self._reload(ASSISTED, with_draft=False)
-        text = "".join(streamed)
-        resumed = int(self._tokenizer.encode([text], add_special_tokens=False).input_ids.get_shape()[1])
-        config.max_new_tokens = max(1, config.max_new_tokens - resumed)
-        config.num_assistant_tokens, config.assistant_confidence_threshold = 0, 0.0  # no draft to ask
-        try:
-            return self._pipe.generate([prompt + text], config, streamer=stream), resumed, False
-        except RuntimeError as err:
-            raise EngineError(f"Generation failed: {str(err).splitlines()[0]}") from err
 
     def _fit(self, conversation: Conversation, max_new_tokens: int, think: bool | None) -> tuple[int, str, int]:
         """Drop the oldest turns (never the system prompt) until prompt + answer fit the context."""

@@ -62,7 +62,6 @@ class MainWindow(QMainWindow):
         self._open_thinking: set[int] = set()
         self._code_blocks: list[str] = []
         self._editing: int | None = None
-        self._reload_message = ""  # shown while an answer first reloads the model in its other mode
         self._dirty = False
         self._unsaved: dict[int, tuple[MessageView, AnswerRecorder]] = {}  # answers the disk had no room for
         self.threads = Threads()
@@ -285,11 +284,6 @@ class MainWindow(QMainWindow):
         think = switch if switch is not None else (self.think_toggle.isChecked()
                                                    if self.engine.supports_thinking else None)
         conversation = self.store.conversation(self.chat_id)
-        if self.engine.needs_reload(self.settings):  # the worker reloads first: say why the answer waits
-            self._reload_message = (self.tr("Loading the model with its draft for greedy answers…")
-                                    if self.settings.greedy else
-                                    self.tr("Loading the model without its draft for sampled answers…"))
-            self.statusBar().showMessage(self._reload_message)
         worker = (self.docs.worker(self.engine, self.chat_id, conversation, self.settings, think)
                   if self.docs.enabled else
                   GenerationWorker(self.engine, self.store, self.chat_id, conversation, self.settings, think))
@@ -309,7 +303,6 @@ class MainWindow(QMainWindow):
         view = self._streaming
         if view is None:
             return
-        self._clear_reload_message()
         if kind == "reasoning":
             view.reasoning += text
         else:
@@ -329,7 +322,7 @@ class MainWindow(QMainWindow):
     def _on_finished(self, reply, thinking_s: float) -> None:
         self._keep_unsaved("stopped" if reply.stopped else "done")
         self._end_generation()
-        self._show_model()  # the answer may have switched the pipeline's mode (draft on / idle)
+        self._show_model()
         self.speed_label.setText(f"{reply.tokens_per_second:.1f} tok/s · first token {reply.ttft_ms:.0f} ms"
                                  + (f" · {reply.draft.describe()}" if reply.draft else ""))
         if reply.dropped_messages:
@@ -344,13 +337,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(message)
         self.answer_finished.emit()
 
-    def _clear_reload_message(self) -> None:
-        if self._reload_message and self.statusBar().currentMessage() == self._reload_message:
-            self.statusBar().clearMessage()
-        self._reload_message = ""
-
     def _end_generation(self) -> None:
-        self._clear_reload_message()
         self._finish_thread(self._generation_thread)
         self.worker = None
         self._streaming = None

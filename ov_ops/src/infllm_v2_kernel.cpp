@@ -352,37 +352,64 @@ void attend_partial(const GroupState& gs, size_t M, size_t D, const std::vector<
     }
 }
 
-// Exact softmax attention of M prescaled query rows over the keys in `ranges`.
-void attend(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& ranges, Scratch& sc, float* out,
-            size_t out_stride) {
-    attend_partial(gs, M, D, ranges, sc);
-    for (size_t h = 0; h < M; ++h) {
-        const float inv = 1.f / sc.l[h];
-        for (size_t d = 0; d < D; ++d) out[h * out_stride + d] = sc.acc[h * D + d] * inv;
-    }
-}
+// Keys per part of a row's attention: a row's keys are cut into parts of this many (a function of its ranges
+// alone), each part's softmax state computed apart and the parts merged in order. Prefill and decode both do
+// exactly this, so a row's output does not depend on how many rows a step feeds or on the thread count, and a
+// k-token verification step gives bit for bit what k one-token steps give (assisted decoding needs that).
+constexpr size_t kPart = 1024;  // a multiple of kPiece
 
-// Cut `ranges` into about `pieces` parts of at least 256 keys (cuts stay multiples of 16 inside a range).
-std::vector<std::vector<Range>> split_ranges(const std::vector<Range>& ranges, size_t pieces) {
-    size_t total = 0;
-    for (const auto& r : ranges) total += r.second - r.first;
-    const size_t target = std::max<size_t>(256, round16((total + pieces - 1) / std::max<size_t>(pieces, 1)));
+// Cut `ranges` into parts of kPart keys (cuts stay multiples of 16 inside a range).
+std::vector<std::vector<Range>> split_ranges(const std::vector<Range>& ranges) {
     std::vector<std::vector<Range>> out(1);
     size_t filled = 0;
     for (const auto& r : ranges) {
         size_t a = r.first;
         while (a < r.second) {
-            if (filled == target) {
+            if (filled == kPart) {
                 out.emplace_back();
                 filled = 0;
             }
-            const size_t take = std::min(r.second - a, target - filled);
+            const size_t take = std::min(r.second - a, kPart - filled);
             out.back().emplace_back(a, a + take);
             a += take;
             filled += take;
         }
     }
     return out;
+}
+
+// One part's online-softmax state of M rows.
+struct Partial {
+    std::vector<float> m, l, acc;
+};
+
+// out[h*out_stride + :] = the exact softmax attention of row h, merged from the parts' states (in order).
+void merge_parts(const Partial* parts, size_t count, size_t M, size_t D, float* out, size_t out_stride) {
+    for (size_t h = 0; h < M; ++h) {
+        float mx = kNegInf, l = 0.f;
+        for (size_t k = 0; k < count; ++k) mx = std::max(mx, parts[k].m[h]);
+        float* o = out + h * out_stride;
+        std::fill(o, o + D, 0.f);
+        for (size_t k = 0; k < count; ++k) {
+            if (parts[k].m[h] == kNegInf) continue;
+            const float w = std::exp(parts[k].m[h] - mx);
+            l += parts[k].l[h] * w;
+            for (size_t d = 0; d < D; ++d) o[d] += parts[k].acc[h * D + d] * w;
+        }
+        for (size_t d = 0; d < D; ++d) o[d] /= l;
+    }
+}
+
+// Exact softmax attention of M prescaled query rows over the keys in `ranges`, part by part (see kPart).
+void attend(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& ranges, Scratch& sc, float* out,
+            size_t out_stride) {
+    const auto cut = split_ranges(ranges);
+    std::vector<Partial> parts(cut.size());
+    for (size_t k = 0; k < cut.size(); ++k) {
+        attend_partial(gs, M, D, cut[k], sc);
+        parts[k] = {std::move(sc.m), std::move(sc.l), std::move(sc.acc)};
+    }
+    merge_parts(parts.data(), parts.size(), M, D, out, out_stride);
 }
 
 float row_max(const float* row, size_t n) {
@@ -693,8 +720,8 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
         finish();
         return;
     }
-    // decode: select per (KV head, token), then split the picked keys over all threads and merge the partial
-    // softmax states, so every core works even with 2 KV heads
+    // decode: select per (KV head, token), then spread the parts of the picked keys (kPart each) over all threads
+    // and merge their softmax states, so every core works even with 2 KV heads
     std::vector<std::vector<Range>> picked(Hk * T);
     ov::parallel_for2d(Hk, T, [&](size_t g, size_t t) {
         Scratch sc;
@@ -706,13 +733,12 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
     struct Item {
         size_t g, t;
         std::vector<Range> ranges;
-        std::vector<float> m, l, acc;
+        Partial state;
     };
     std::vector<Item> items;
-    const size_t pieces = std::max<size_t>(1, 2 * threads / std::max<size_t>(1, Hk * T));
     for (size_t g = 0; g < Hk; ++g)
         for (size_t t = 0; t < T; ++t)
-            for (auto& part : split_ranges(picked[g * T + t], pieces)) items.push_back({g, t, std::move(part), {}, {}, {}});
+            for (auto& part : split_ranges(picked[g * T + t])) items.push_back({g, t, std::move(part), {}});
     ov::parallel_for(items.size(), [&](size_t i) {
         Item& it = items[i];
         Scratch sc;
@@ -723,29 +749,15 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
             sc.t_attend += now_s() - a0;
             totals.add(sc);
         }
-        it.m = std::move(sc.m);
-        it.l = std::move(sc.l);
-        it.acc = std::move(sc.acc);
+        it.state = {std::move(sc.m), std::move(sc.l), std::move(sc.acc)};
     });
+    std::vector<Partial> parts;
     size_t i = 0;
     for (size_t g = 0; g < Hk; ++g)
         for (size_t t = 0; t < T; ++t) {
-            size_t j = i;
-            while (j < items.size() && items[j].g == g && items[j].t == t) ++j;
-            for (size_t h = 0; h < G; ++h) {
-                float mx = kNegInf, l = 0.f;
-                for (size_t k = i; k < j; ++k) mx = std::max(mx, items[k].m[h]);
-                float* o = out + ((g * G + h) * T + t) * D;
-                std::fill(o, o + D, 0.f);
-                for (size_t k = i; k < j; ++k) {
-                    if (items[k].m[h] == kNegInf) continue;
-                    const float w = std::exp(items[k].m[h] - mx);
-                    l += items[k].l[h] * w;
-                    for (size_t d = 0; d < D; ++d) o[d] += items[k].acc[h * D + d] * w;
-                }
-                for (size_t d = 0; d < D; ++d) o[d] /= l;
-            }
-            i = j;
+            parts.clear();
+            for (; i < items.size() && items[i].g == g && items[i].t == t; ++i) parts.push_back(std::move(items[i].state));
+            merge_parts(parts.data(), parts.size(), G, D, out + ((g * G) * T + t) * D, T * D);
         }
     finish();
 }
