@@ -75,8 +75,9 @@ class AssistedDecoder:
         start = time.perf_counter()
         target.reset()
         first = self._verify(target.feed(prompt)[-1:], _Proposal([], []), seen, decoding, rng)[0]
-        if draft is not None:
+        if draft is not None:  # the draft reads the prompt too before the answer starts (part of its first token)
             draft.reset()
+            draft.feed(prompt)
         result = DecodeResult([first], time.perf_counter() - start)
         decode_start = time.perf_counter()
         context = [*prompt, first]

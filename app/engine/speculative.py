@@ -57,10 +57,16 @@ class DraftStats:
 
 
 def draft_stats(drafted: int, accepted: int, target_steps: int, answer_tokens: int) -> DraftStats:
-    """An answer's DraftStats; tokens per step counts the answer's tokens after the first (the prompt's step)."""
+    """An answer's DraftStats; tokens per step counts the answer's tokens after the first (the prompt's step).
+
+    Tokens per target step is the ceiling of the answer's speed-up (reached only if drafting were free and a
+    verification step cost what a plain step does). The speed-up itself needs the same answer without the draft:
+    bench/speculative.py measures it. Timing one step of the target alone inside the answer was tried and missed
+    by up to 50 % on a 2-core VM (one step's noise, and the first step in a new input shape costs ~15 % more)."""
+    after_first = max(0, answer_tokens - 1)
     return DraftStats(accepted_tokens=accepted, draft_tokens=drafted,
                       acceptance_rate=accepted / drafted if drafted else 0.0, target_steps=target_steps,
-                      tokens_per_step=max(0, answer_tokens - 1) / target_steps if target_steps else 1.0)
+                      tokens_per_step=after_first / target_steps if target_steps else 1.0)
 
 
 def draft_folder(folder: Path, manifest: dict) -> Path | None:

@@ -279,8 +279,15 @@ inline size_t windows(size_t n, size_t size, size_t stride) { return n >= size ?
 
 using Range = std::pair<size_t, size_t>;
 
+// One part's online-softmax state of M rows.
+struct Partial {
+    std::vector<float> m, l, acc;
+};
+
 struct Scratch {
     std::vector<float> q, s, acc, m, l, f, f2, S, P;
+    std::vector<Partial> parts;   // attend(): the states of a row's parts and the ranges of one part
+    std::vector<Range> part_ranges;
     std::vector<uint16_t> qb;     // bf16 mode: the prescaled query rows in bf16
     std::vector<uint16_t> pb;     // bf16 mode: the softmax weights of a piece in bf16
     std::vector<int8_t> q8;       // int8 QK^T: the prescaled query rows in int8, their scales and corrections
@@ -358,30 +365,28 @@ void attend_partial(const GroupState& gs, size_t M, size_t D, const std::vector<
 // k-token verification step gives bit for bit what k one-token steps give (assisted decoding needs that).
 constexpr size_t kPart = 1024;  // a multiple of kPiece
 
-// Cut `ranges` into parts of kPart keys (cuts stay multiples of 16 inside a range).
-std::vector<std::vector<Range>> split_ranges(const std::vector<Range>& ranges) {
-    std::vector<std::vector<Range>> out(1);
+// Call part(ranges of one part) for each part of kPart keys of `ranges`, in order (cuts stay multiples of 16 inside
+// a range); `buffer` holds the part's ranges.
+template <class F>
+void for_each_part(const std::vector<Range>& ranges, std::vector<Range>& buffer, F&& part) {
+    buffer.clear();
     size_t filled = 0;
     for (const auto& r : ranges) {
         size_t a = r.first;
         while (a < r.second) {
             if (filled == kPart) {
-                out.emplace_back();
+                part(buffer);
+                buffer.clear();
                 filled = 0;
             }
             const size_t take = std::min(r.second - a, kPart - filled);
-            out.back().emplace_back(a, a + take);
+            buffer.emplace_back(a, a + take);
             a += take;
             filled += take;
         }
     }
-    return out;
+    if (!buffer.empty()) part(buffer);
 }
-
-// One part's online-softmax state of M rows.
-struct Partial {
-    std::vector<float> m, l, acc;
-};
 
 // out[h*out_stride + :] = the exact softmax attention of row h, merged from the parts' states (in order).
 void merge_parts(const Partial* parts, size_t count, size_t M, size_t D, float* out, size_t out_stride) {
@@ -396,20 +401,24 @@ void merge_parts(const Partial* parts, size_t count, size_t M, size_t D, float* 
             l += parts[k].l[h] * w;
             for (size_t d = 0; d < D; ++d) o[d] += parts[k].acc[h * D + d] * w;
         }
-        for (size_t d = 0; d < D; ++d) o[d] /= l;
+        const float inv = 1.f / l;
+        for (size_t d = 0; d < D; ++d) o[d] *= inv;
     }
 }
 
 // Exact softmax attention of M prescaled query rows over the keys in `ranges`, part by part (see kPart).
 void attend(const GroupState& gs, size_t M, size_t D, const std::vector<Range>& ranges, Scratch& sc, float* out,
             size_t out_stride) {
-    const auto cut = split_ranges(ranges);
-    std::vector<Partial> parts(cut.size());
-    for (size_t k = 0; k < cut.size(); ++k) {
-        attend_partial(gs, M, D, cut[k], sc);
-        parts[k] = {std::move(sc.m), std::move(sc.l), std::move(sc.acc)};
-    }
-    merge_parts(parts.data(), parts.size(), M, D, out, out_stride);
+    size_t count = 0;
+    for_each_part(ranges, sc.part_ranges, [&](const std::vector<Range>& part) {
+        attend_partial(gs, M, D, part, sc);
+        if (sc.parts.size() <= count) sc.parts.emplace_back();  // kept between rows: no allocation per row
+        Partial& p = sc.parts[count++];
+        p.m.assign(sc.m.begin(), sc.m.end());
+        p.l.assign(sc.l.begin(), sc.l.end());
+        p.acc.assign(sc.acc.begin(), sc.acc.end());
+    });
+    merge_parts(sc.parts.data(), count, M, D, out, out_stride);
 }
 
 float row_max(const float* row, size_t n) {
@@ -736,9 +745,11 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
         Partial state;
     };
     std::vector<Item> items;
+    std::vector<Range> part;
     for (size_t g = 0; g < Hk; ++g)
         for (size_t t = 0; t < T; ++t)
-            for (auto& part : split_ranges(picked[g * T + t])) items.push_back({g, t, std::move(part), {}});
+            for_each_part(picked[g * T + t], part,
+                          [&](const std::vector<Range>& r) { items.push_back({g, t, r, {}}); });
     ov::parallel_for(items.size(), [&](size_t i) {
         Item& it = items[i];
         Scratch sc;
@@ -756,7 +767,8 @@ void LayerState::run(const InfLLMConfig& cfg, size_t Hq, size_t Hk, size_t T, si
     for (size_t g = 0; g < Hk; ++g)
         for (size_t t = 0; t < T; ++t) {
             parts.clear();
-            for (; i < items.size() && items[i].g == g && items[i].t == t; ++i) parts.push_back(std::move(items[i].state));
+            for (; i < items.size() && items[i].g == g && items[i].t == t; ++i)
+                parts.push_back(std::move(items[i].state));
             merge_parts(parts.data(), parts.size(), G, D, out + ((g * G) * T + t) * D, T * D);
         }
     finish();
