@@ -6,14 +6,15 @@ from __future__ import annotations
 import numpy as np
 
 from app.engine.assisted import AssistedDecoder, Decoding, _Proposal
-from app.engine.token_choice import TokenChoice, sample
+from app.engine.settings import GenerationSettings
+from app.engine.token_choice import penalize, probabilities, sample
 
 
-def _first_tokens(p_logits: np.ndarray, q_logits: np.ndarray, trials: int, choice: TokenChoice) -> np.ndarray:
+def _first_tokens(p_logits: np.ndarray, q_logits: np.ndarray, trials: int, settings: GenerationSettings) -> np.ndarray:
     """How often each token comes first from a step where the draft proposed one token sampled from q."""
     rng = np.random.default_rng(7)
-    decoding = Decoding(max_new_tokens=8, eos=frozenset(), choice=choice)
-    q = choice.probabilities(q_logits)
+    decoding = Decoding(settings, frozenset())
+    q = probabilities(q_logits, settings)
     scores = np.stack([p_logits, p_logits])
     counts = np.zeros(p_logits.size)
     for _ in range(trials):
@@ -26,19 +27,18 @@ def test_speculative_sampling_keeps_the_targets_distribution() -> None:
     rng = np.random.default_rng(0)
     p_logits = rng.normal(0, 2, 12).astype(np.float32)
     q_logits = rng.normal(0, 2, 10).astype(np.float32)  # a cut draft vocabulary: the last 2 ids it never proposes
-    choice = TokenChoice(temperature=0.8)
-    p = choice.probabilities(p_logits)
-    seen = _first_tokens(p_logits, q_logits, 40_000, choice)
+    settings = GenerationSettings(max_new_tokens=8, temperature=0.8)
+    p = probabilities(p_logits, settings)
+    seen = _first_tokens(p_logits, q_logits, 40_000, settings)
     assert np.abs(seen - p).max() < 0.01, (seen, p)
-    assert abs(choice.probabilities(q_logits) - p[:10]).max() > 0.1  # the draft really is a different distribution
+    assert abs(probabilities(q_logits, settings) - p[:10]).max() > 0.1  # the draft really is a different distribution
     assert seen[10:].sum() > 0  # tokens only the target knows still come, through the rejection sample
 
 
 def test_top_k_and_top_p_cut_the_distribution() -> None:
     logits = np.log(np.array([0.5, 0.3, 0.15, 0.05], np.float32))
-    assert np.allclose(TokenChoice(temperature=1.0, top_p=0.7).probabilities(logits), [0.625, 0.375, 0, 0])
+    assert np.allclose(probabilities(logits, GenerationSettings(temperature=1.0, top_p=0.7)), [0.625, 0.375, 0, 0])
     top3 = np.array([0.5, 0.3, 0.15, 0]) / 0.95
-    assert np.allclose(TokenChoice(temperature=1.0, top_k=3).probabilities(logits), top3)
-    assert np.allclose(TokenChoice(temperature=1.0).probabilities(logits), [0.5, 0.3, 0.15, 0.05], atol=1e-6)
-    penalized = TokenChoice(repetition_penalty=2.0).penalize(np.array([2.0, -2.0, 1.0], np.float32), {0, 1})
-    assert penalized.tolist() == [1.0, -4.0, 1.0]
+    assert np.allclose(probabilities(logits, GenerationSettings(temperature=1.0, top_k=3)), top3)
+    assert np.allclose(probabilities(logits, GenerationSettings(temperature=1.0)), [0.5, 0.3, 0.15, 0.05], atol=1e-6)
+    assert penalize(np.array([2.0, -2.0, 1.0], np.float32), {0, 1}, 2.0).tolist() == [1.0, -4.0, 1.0]

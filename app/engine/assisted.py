@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from app.engine.settings import GenerationSettings
 from app.engine.stateful_lm import StatefulLM
-from app.engine.token_choice import TokenChoice, sample
+from app.engine.token_choice import penalize, probabilities, sample
 
 MAX_DRAFT_TOKENS = 8  # confidence-threshold drafting stops here even while the draft stays sure
 OnTokens = Callable[[list[int]], bool]  # new answer tokens -> keep going?
@@ -31,13 +32,11 @@ OnTokens = Callable[[list[int]], bool]  # new answer tokens -> keep going?
 
 @dataclass(frozen=True)
 class Decoding:
-    """What to decode: how tokens are chosen, when the answer ends, and how much to draft per step."""
+    """What to decode: the answer's settings (length, sampling, penalty, seed), its end tokens, and how much to
+    draft per step."""
 
-    max_new_tokens: int
+    settings: GenerationSettings
     eos: frozenset[int]
-    choice: TokenChoice = field(default_factory=TokenChoice)
-    seed: int | None = None  # sampled answers: the random generator's seed (None: fresh)
-    ignore_eos: bool = False
     draft_tokens: int = 3  # per step, when confidence_threshold is None
     confidence_threshold: float | None = None  # draft while the draft's top probability is at least this
 
@@ -69,9 +68,9 @@ class AssistedDecoder:
 
     def generate(self, prompt: Sequence[int], decoding: Decoding, on_tokens: OnTokens) -> DecodeResult:
         """Decode an answer to `prompt` (token ids), passing each round's new tokens to `on_tokens`."""
-        target, draft, choice = self.target, self.draft, decoding.choice
-        rng = np.random.default_rng(decoding.seed)
-        seen = set(prompt)
+        target, draft = self.target, self.draft
+        rng = np.random.default_rng(decoding.settings.seed)
+        seen = set(prompt)  # for the repetition penalty
         start = time.perf_counter()
         target.reset()
         first = self._verify(target.feed(prompt)[-1:], _Proposal([], []), seen, decoding, rng)[0]
@@ -84,7 +83,7 @@ class AssistedDecoder:
         seen.add(first)
         go_on = on_tokens([first])
         while go_on and not self._finished(result.tokens, decoding):
-            room = decoding.max_new_tokens - len(result.tokens) - 1  # the target's own token comes on top
+            room = decoding.settings.max_new_tokens - len(result.tokens) - 1  # the target's own token comes on top
             proposal = (_Proposal([], []) if draft is None else
                         self._propose(context, min(room, self._budget(decoding)), decoding, rng))
             scores = target.feed([context[-1], *proposal.tokens], keep=len(proposal.tokens) + 1)
@@ -99,8 +98,7 @@ class AssistedDecoder:
             new = self._cut(new, result.tokens, decoding)
             result.tokens.extend(new)
             context.extend(new)
-            if choice.repetition_penalty != 1.0:
-                seen.update(new)
+            seen.update(new)
             go_on = on_tokens(new)
         result.decode_seconds = time.perf_counter() - decode_start
         result.stopped = not go_on
@@ -112,19 +110,19 @@ class AssistedDecoder:
 
     def _propose(self, context: list[int], budget: int, decoding: Decoding, rng: np.random.Generator) -> _Proposal:
         """Up to `budget` draft tokens continuing `context` (fewer where the draft is unsure or ends the answer)."""
-        draft, choice, proposal = self.draft, decoding.choice, _Proposal([], [])
+        draft, settings, proposal = self.draft, decoding.settings, _Proposal([], [])
         if budget <= 0:
             return proposal
         logits = draft.feed(context[draft.length:])[-1]
         while True:
-            if choice.greedy:
+            if settings.greedy:
                 token = int(logits.argmax())
             else:
-                q = choice.probabilities(logits)
+                q = probabilities(logits, settings)
                 token = sample(q, rng)
                 proposal.q.append(q)
             proposal.tokens.append(token)
-            if len(proposal.tokens) >= budget or (token in decoding.eos and not decoding.ignore_eos):
+            if len(proposal.tokens) >= budget or (token in decoding.eos and not settings.ignore_eos):
                 return proposal
             logits = draft.feed([token])[-1]
             threshold = decoding.confidence_threshold
@@ -136,19 +134,19 @@ class AssistedDecoder:
                 rng: np.random.Generator) -> list[int]:
         """The tokens this step adds: the kept proposals, then the target's own token after them. Row i of
         `scores` is the target's logits after proposals[:i]."""
-        choice, tokens = decoding.choice, proposal.tokens
-        penalized = choice.repetition_penalty != 1.0
+        settings, tokens = decoding.settings, proposal.tokens
+        penalty = settings.repetition_penalty
         new: list[int] = []
         for i, row in enumerate(scores):
-            if penalized:
-                row = choice.penalize(row, seen.union(new))
-            if choice.greedy:
+            if penalty != 1.0:
+                row = penalize(row, seen.union(new), penalty)
+            if settings.greedy:
                 token = int(row.argmax())
                 new.append(token)
                 if i == len(tokens) or token != tokens[i]:
                     return new
                 continue
-            p = choice.probabilities(row)
+            p = probabilities(row, settings)
             if i == len(tokens):
                 return [*new, sample(p, rng)]
             x, q = tokens[i], proposal.q[i]
@@ -163,13 +161,14 @@ class AssistedDecoder:
 
     @staticmethod
     def _finished(tokens: list[int], decoding: Decoding) -> bool:
-        return len(tokens) >= decoding.max_new_tokens or (not decoding.ignore_eos and tokens[-1] in decoding.eos)
+        settings = decoding.settings
+        return len(tokens) >= settings.max_new_tokens or (not settings.ignore_eos and tokens[-1] in decoding.eos)
 
     @staticmethod
     def _cut(new: list[int], tokens: list[int], decoding: Decoding) -> list[int]:
         """`new` up to the answer's end: its EOS (kept, as GenAI does) or max_new_tokens."""
-        new = new[:decoding.max_new_tokens - len(tokens)]
-        if not decoding.ignore_eos:
+        new = new[:decoding.settings.max_new_tokens - len(tokens)]
+        if not decoding.settings.ignore_eos:
             for i, token in enumerate(new):
                 if token in decoding.eos:
                     return new[:i + 1]

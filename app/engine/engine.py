@@ -26,7 +26,6 @@ from app.engine.speculative import (
 )
 from app.engine.stateful_lm import StatefulLM
 from app.engine.think_parser import Delta, ThinkParser
-from app.engine.token_choice import TokenChoice
 from app.engine.token_text import TokenText
 
 OnDelta = Callable[[Delta], None]
@@ -223,12 +222,8 @@ class ChatEngine:
             return not text.stopped and not (cancel is not None and cancel.is_set())
 
         config = self.draft_config
-        choice = TokenChoice(temperature=settings.temperature if not settings.greedy else 0.0, top_k=settings.top_k,
-                             top_p=settings.top_p, repetition_penalty=settings.repetition_penalty)
-        decoding = Decoding(max_new_tokens=settings.max_new_tokens, eos=self._eos, choice=choice, seed=settings.seed,
-                            ignore_eos=settings.ignore_eos,
-                            draft_tokens=int(config.num_assistant_tokens or DEFAULT_ASSISTANT_TOKENS),
-                            confidence_threshold=config.confidence_threshold)
+        decoding = Decoding(settings, self._eos, int(config.num_assistant_tokens or DEFAULT_ASSISTANT_TOKENS),
+                            config.confidence_threshold)
         try:
             result = self._decoder.generate(ids, decoding, on_tokens)
         except RuntimeError as err:

@@ -16,8 +16,10 @@ def available_memory() -> int:
 
 
 def required_memory(folder: Path) -> int:
-    """Rough need for loading an exported model: its weights once, plus a fixed overhead."""
-    return (folder / "openvino_model.bin").stat().st_size + _OVERHEAD
+    """Rough need for loading an exported model: its weights once (and its draft's, when it has one), plus a fixed
+    overhead."""
+    draft = folder / "draft" / "openvino_model.bin"
+    return (folder / "openvino_model.bin").stat().st_size + (draft.stat().st_size if draft.is_file() else 0) + _OVERHEAD
 
 
 def memory_problem(needed: int, available: int) -> str | None:

@@ -1,51 +1,41 @@
-"""Choosing the next token from logits: greedy, or sampled (temperature, top-k, top-p), with a repetition penalty."""
+"""Choosing the next token from logits the way GenerationSettings say: the repetition penalty, then greedy or a
+sample of softmax(logits / temperature) cut by top-k and top-p."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
+
+from app.engine.settings import GenerationSettings
 
 NUCLEUS_CANDIDATES = 1024  # top-p looks at the most likely tokens first and sorts the whole row only if it must
 
 
-@dataclass(frozen=True)
-class TokenChoice:
-    """How a token is picked. temperature 0 is greedy; top_k 0 and top_p 1 turn those filters off."""
+def penalize(logits: np.ndarray, seen: Iterable[int], penalty: float) -> np.ndarray:
+    """GenAI's repetition penalty: logits of tokens already in the prompt or answer divided by `penalty` when
+    positive, multiplied when negative (a copy; `logits` is left alone)."""
+    if penalty == 1.0:
+        return logits
+    ids = np.fromiter(seen, np.int64)
+    ids = ids[ids < logits.shape[-1]]
+    row = logits.astype(np.float32, copy=True)
+    picked = row[ids]
+    row[ids] = np.where(picked > 0, picked / penalty, picked * penalty)
+    return row
 
-    temperature: float = 0.0
-    top_k: int = 0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
 
-    @property
-    def greedy(self) -> bool:
-        return not self.temperature > 0
-
-    def penalize(self, logits: np.ndarray, seen: Iterable[int]) -> np.ndarray:
-        """GenAI's repetition penalty: logits of tokens already in the prompt or answer divided by the penalty
-        when positive, multiplied when negative (a copy; `logits` is left alone)."""
-        if self.repetition_penalty == 1.0:
-            return logits
-        ids = np.fromiter(seen, np.int64)
-        ids = ids[ids < logits.shape[-1]]
-        row = logits.astype(np.float32, copy=True)
-        picked = row[ids]
-        row[ids] = np.where(picked > 0, picked / self.repetition_penalty, picked * self.repetition_penalty)
-        return row
-
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """The distribution a sampled token is drawn from: softmax(logits / temperature), cut to the top_k most
-        likely and then to the smallest set holding top_p of the probability, renormalized (float64)."""
-        x = logits.astype(np.float64) / self.temperature
-        if 0 < self.top_k < x.size:
-            x[np.argpartition(x, -self.top_k)[:-self.top_k]] = -np.inf
-        p = np.exp(x - x.max())
-        p /= p.sum()
-        if self.top_p < 1.0:
-            p = _nucleus(p, self.top_p)
-        return p
+def probabilities(logits: np.ndarray, settings: GenerationSettings) -> np.ndarray:
+    """The distribution a sampled token is drawn from: softmax(logits / temperature), cut to the top_k most likely
+    and then to the smallest set holding top_p of the probability, renormalized (float64)."""
+    x = logits.astype(np.float64) / settings.temperature
+    if 0 < settings.top_k < x.size:
+        x[np.argpartition(x, -settings.top_k)[:-settings.top_k]] = -np.inf
+    p = np.exp(x - x.max())
+    p /= p.sum()
+    if settings.top_p < 1.0:
+        p = _nucleus(p, settings.top_p)
+    return p
 
 
 def _nucleus(p: np.ndarray, top_p: float) -> np.ndarray:
