@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.engine.settings import GenerationSettings
+from app.engine.speculative import DEFAULT_ASSISTANT_TOKENS
 from app.engine.stateful_lm import StatefulLM
 from app.engine.token_choice import penalize, probabilities, sample
 
@@ -37,7 +38,7 @@ class Decoding:
 
     settings: GenerationSettings
     eos: frozenset[int]
-    draft_tokens: int = 3  # per step, when confidence_threshold is None
+    draft_tokens: int = DEFAULT_ASSISTANT_TOKENS  # per step, when confidence_threshold is None
     confidence_threshold: float | None = None  # draft while the draft's top probability is at least this
 
 
@@ -176,6 +177,6 @@ class AssistedDecoder:
 
 
 def _top_probability(logits: np.ndarray) -> float:
-    """The greedy draft's confidence: the probability of its most likely token."""
+    """The draft's confidence: the probability of its most likely token."""
     shifted = logits.astype(np.float64) - float(logits.max())
     return float(1.0 / np.exp(shifted).sum())

@@ -106,8 +106,9 @@ class ChatEngine:
         self._mode: str | None = None
         self._lock = threading.Lock()
         try:
-            self._tokenizer = og.Tokenizer(str(self.folder))
             self._load(self._plan.mode_for(None if greedy is None else not greedy))
+            # plain mode's pipeline already holds the tokenizer; assisted mode loads it once here
+            self._tokenizer = self._pipe.get_tokenizer() if self._pipe is not None else og.Tokenizer(str(self.folder))
         except ModelFolderError:
             raise
         except (RuntimeError, ValueError) as err:

@@ -7,8 +7,9 @@ GenAI's verification steps round differently from its one-token steps unless the
 settings (f32, no dynamic quantization: ~1.25x slower per token here), which ate the draft's gain, and its
 speculative sampling fails an internal check on most answers (bench/RESULTS.md, issue 6).
 
-The engine holds one of two modes (DraftPlan): "assisted" (that loop, for greedy answers) and "plain" (GenAI's
-pipeline, the target alone at the plugin's defaults, for sampled answers and whenever the draft is off). It
+The engine answers in one of two modes (DraftPlan): "assisted" (that loop, greedy answers verified, sampled ones
+by speculative sampling) and "plain" (GenAI's pipeline, the target alone at the plugin's defaults) whenever the
+draft is off or blocked. DraftConfig(sampled_answers=False) sends sampled answers to plain mode; the engine then
 switches mode when an answer needs the other one.
 """
 
@@ -101,7 +102,6 @@ class DraftPlan:
     draft: Path | None  # the draft assisted mode loads; None: no drafting
     off: str  # the status line when `draft` is None: "" (no draft), "draft off", "draft off: <reason>"
     config: DraftConfig
-    device: str
     exact: bool = False  # answers take the assisted loop even without a draft (DraftConfig.exact)
 
     def mode_for(self, sampled: bool | None) -> str:
@@ -125,8 +125,8 @@ def plan_draft(folder: Path, manifest: dict, config: DraftConfig, device: str) -
     draft = draft_folder(folder, manifest)
     exact = config.exact and device == "CPU"
     if draft is None:
-        return DraftPlan(None, "", config, device, exact)
+        return DraftPlan(None, "", config, exact)
     blocker = draft_blocker(manifest, device)
     if blocker:
-        return DraftPlan(None, f"draft off: {blocker}", config, device)
-    return DraftPlan(draft if config.enabled else None, "" if config.enabled else "draft off", config, device, exact)
+        return DraftPlan(None, f"draft off: {blocker}", config)
+    return DraftPlan(draft if config.enabled else None, "" if config.enabled else "draft off", config, exact)
