@@ -164,15 +164,18 @@ def test_sparse_attention_model_keeps_its_draft(tiny_pair: Path, tmp_path: Path)
 
 
 def _logits_one_by_one_and_verified(xml: Path, seed: int, prompt: int = 40) -> tuple:
-    """A target's logits for 100 tokens after a `prompt`-token prompt fed one at a time, and the same rows from
+    """A model's logits for 100 tokens after a `prompt`-token prompt fed one at a time, and the same rows from
     verification steps of 1-4 real tokens followed by up to 3 rejected ones, rewound after each step as the
-    assisted loop does."""
+    assisted loop does. Compiled as the engine compiles a target (its CPU settings from the manifest), with the
+    draft's static-shape copy for one-token steps on top: those run there, the rest on the dynamic model, all on
+    one KV cache."""
     import numpy as np
 
     from app.engine.sparse_attention import op_library
-    from app.engine.stateful_lm import StatefulLM
+    from app.engine.stateful_lm import StatefulLM, target_properties
 
-    lm = StatefulLM(xml, "CPU", op_library())
+    manifest = json.loads((xml.parent / "manifest.json").read_text())
+    lm = StatefulLM(xml, "CPU", op_library(), target_properties(manifest, "CPU"), static_rows=(1,))
     rng = np.random.default_rng(seed)
     ids = [int(i) for i in rng.integers(10, 2000, prompt + 100)]
     end = prompt + 100
@@ -196,7 +199,10 @@ def test_verification_steps_give_bit_for_bit_the_logits_of_one_token_steps(tiny_
 
     gguf = find_default_gguf()
     smollm2 = _export_with_draft(gguf, "int8", gguf)  # shared with the SmolLM2 identity test (cached)
-    for xml in (tiny_pair / "openvino_model.xml", smollm2 / "openvino_model.xml"):
+    # the tiny fp16 target, SmolLM2's int8 target and its int4 draft (whose group of 128 is dropped: see below);
+    # test_sparse_verification_… covers an int4 model that keeps it
+    models = (tiny_pair, smollm2, smollm2 / "draft")
+    for xml in (folder / "openvino_model.xml" for folder in models):
         one, verified = _logits_one_by_one_and_verified(xml, seed=3)
         assert one.shape == verified.shape and float(abs(one - verified).max()) == 0.0, xml
 
@@ -311,3 +317,51 @@ def test_window_drafts_sampled_and_greedy_answers_without_reloading(qtbot, tmp_p
     assert window.engine is engine and not engine.needs_reload(window.settings)  # greedy: the same loop
     send(qtbot, window, PROMPTS[0])
     assert "accepted" in window.speed_label.text() and engine.pipeline_mode == "assisted"
+
+
+def test_int4_targets_quantize_activations_in_their_weight_groups() -> None:
+    from app.engine.stateful_lm import target_properties
+
+    def manifest(weight_format: str, group: int) -> dict:
+        return {"quantization": {"weight_format": weight_format, "group_size": group}}
+
+    assert target_properties(manifest("int4", 128), "CPU") == {"DYNAMIC_QUANTIZATION_GROUP_SIZE": 128}
+    assert target_properties(manifest("int4", 64), "CPU") == {"DYNAMIC_QUANTIZATION_GROUP_SIZE": 64}
+    # per-channel int4, 8-bit and float weights, other devices: the plugin's defaults
+    for case in (manifest("int4", -1), manifest("int8", 128), manifest("fp16", 128)):
+        assert target_properties(case, "CPU") == {}
+    assert target_properties(manifest("int4", 128), "GPU") == {}
+
+
+def test_an_activation_group_that_would_break_verification_is_dropped() -> None:
+    # SmolLM2's hidden size, 576, is no multiple of 128: groups of 128 gave logits that depend on the step's rows
+    from app.default_model import find_default_gguf
+    from app.engine.sparse_attention import op_library
+    from app.engine.stateful_lm import ACTIVATION_GROUP, StatefulLM
+
+    gguf = find_default_gguf()
+    draft = _export_with_draft(gguf, "int8", gguf) / "draft" / "openvino_model.xml"
+    assert StatefulLM(draft, "CPU", op_library(), {ACTIVATION_GROUP: 128}).properties == {}
+    assert StatefulLM(draft, "CPU", op_library(), {ACTIVATION_GROUP: 64}).properties == {ACTIVATION_GROUP: 64}
+
+
+def test_models_with_static_copies_keep_their_own_sequences(tiny_pair: Path) -> None:
+    # Each StatefulLM's copies share one KV cache through the op's `cache` id; two of them (two engines on one
+    # model) must not share theirs.
+    import numpy as np
+
+    from app.engine.sparse_attention import op_library
+    from app.engine.stateful_lm import StatefulLM
+
+    xml = tiny_pair / "openvino_model.xml"
+    first, second = (StatefulLM(xml, "CPU", op_library(), static_rows=(1,)) for _ in range(2))
+    alone = StatefulLM(xml, "CPU", op_library())
+    rng = np.random.default_rng(7)
+    a, b = ([int(i) for i in rng.integers(10, 2000, 30)] for _ in range(2))
+    first.feed(a[:10])
+    second.feed(b[:10])
+    alone.feed(a[:10])
+    for i in range(10, 30):
+        second.feed([b[i]])
+        got = first.feed([a[i]])
+        assert float(abs(got - alone.feed([a[i]])).max()) == 0.0

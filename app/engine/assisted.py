@@ -87,7 +87,7 @@ class AssistedDecoder:
             room = decoding.settings.max_new_tokens - len(result.tokens) - 1  # the target's own token comes on top
             proposal = (_Proposal([], []) if draft is None else
                         self._propose(context, min(room, self._budget(decoding)), decoding, rng))
-            scores = target.feed([context[-1], *proposal.tokens], keep=len(proposal.tokens) + 1)
+            scores = self._score(context[-1], proposal.tokens, decoding)
             new = self._verify(scores, proposal, seen, decoding, rng)
             kept = len(new) - 1
             target.rewind(len(context) + kept)
@@ -104,6 +104,17 @@ class AssistedDecoder:
         result.decode_seconds = time.perf_counter() - decode_start
         result.stopped = not go_on
         return result
+
+    def _score(self, last: int, proposal: list[int], decoding: Decoding) -> np.ndarray:
+        """The target's logits after `last` and after each proposed token, [len(proposal) + 1, vocab].
+
+        A short proposal (the answer's end is near, or the draft proposed its end) is padded to the step's usual
+        size: OpenVINO's CPU plugin pays for a new input shape (up to a few plain steps here), rows after the real
+        ones change nothing before them, and the rewind drops them."""
+        steps = [last, *proposal]
+        usual = 1 if self.draft is None or decoding.confidence_threshold is not None else decoding.draft_tokens + 1
+        rows = max(usual, len(steps))
+        return self.target.feed(steps + [last] * (rows - len(steps)), keep=rows)[:len(steps)]
 
     @staticmethod
     def _budget(decoding: Decoding) -> int:

@@ -24,7 +24,7 @@ from app.engine.speculative import (
     draft_stats,
     plan_draft,
 )
-from app.engine.stateful_lm import StatefulLM
+from app.engine.stateful_lm import StatefulLM, target_properties
 from app.engine.think_parser import Delta, ThinkParser
 from app.engine.token_text import TokenText
 
@@ -243,10 +243,12 @@ class ChatEngine:
         self._pipe, self._decoder, self._mode = None, None, None
         if mode == ASSISTED:
             library = op_library()
-            target = StatefulLM(self.folder / "openvino_model.xml", self.device, library)
+            target = StatefulLM(self.folder / "openvino_model.xml", self.device, library,
+                                target_properties(self.manifest, self.device))
             draft = self._plan.draft
+            # the draft's one-token steps run on a static-shape copy (~20 % faster; see stateful_lm)
             self._decoder = AssistedDecoder(target, None if draft is None else StatefulLM(
-                draft / "openvino_model.xml", self.device, library))
+                draft / "openvino_model.xml", self.device, library, static_rows=(1,)))
         else:
             self._pipe = self._og.LLMPipeline(str(self.folder), self.device, **pipeline_properties(self.manifest))
         self._mode = mode

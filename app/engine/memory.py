@@ -16,10 +16,11 @@ def available_memory() -> int:
 
 
 def required_memory(folder: Path) -> int:
-    """Rough need for loading an exported model: its weights once (and its draft's, when it has one), plus a fixed
-    overhead."""
+    """Rough need for loading an exported model: its weights once (and its draft's twice, when it has one: the
+    draft also runs as a static-shape copy), plus a fixed overhead."""
     draft = folder / "draft" / "openvino_model.bin"
-    return (folder / "openvino_model.bin").stat().st_size + (draft.stat().st_size if draft.is_file() else 0) + _OVERHEAD
+    drafts = 2 * draft.stat().st_size if draft.is_file() else 0
+    return (folder / "openvino_model.bin").stat().st_size + drafts + _OVERHEAD
 
 
 def memory_problem(needed: int, available: int) -> str | None:

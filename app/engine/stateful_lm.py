@@ -8,10 +8,16 @@ things OpenVINO's own stateful attention does not:
   state API can only read and rewrite a whole cache (tens of ms per rejected draft, growing with the context);
 * a row's result does not depend on how many rows a step feeds, so a k-token verification step gives bit for
   bit the logits of k one-token steps, and greedy answers with a draft are the target's own.
+
+Steps of a fixed size can also run on a static-shape copy of the model (`static_rows`): OpenVINO's CPU plugin
+then skips the per-call shape work of a dynamic graph, ~20 % of a small draft model's step here
+(bench/RESULTS.md, issue 6). The copies share the op's KV cache (its `cache` attribute) but not their weights,
+so each one costs the model's weight memory again: worth it for a draft, not for a large target.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +28,8 @@ from ov_ops.sparse_config import SparseAttentionConfig
 
 DENSE = SparseAttentionConfig(dense_len=1 << 40)  # the op in dense mode: plain causal attention at any length
 LOGITS_COUNT = "logits_count"
+ACTIVATION_GROUP = "DYNAMIC_QUANTIZATION_GROUP_SIZE"
+_COMPRESSED = ("u4", "i4", "u8", "i8")  # weight types the CPU plugin multiplies through dynamic quantization
 
 
 def _with_logits_count(model) -> None:
@@ -41,10 +49,26 @@ def _with_logits_count(model) -> None:
     model.validate_nodes_and_infer_types()
 
 
-class StatefulLM:
-    """A compiled stateful LLM holding one sequence: feed() appends tokens, rewind() drops the newest ones."""
+def target_properties(manifest: dict, device: str) -> dict:
+    """CPU plugin settings for a target verified in steps of several rows: its activations quantized in groups of
+    the weights' int4 group size instead of the plugin's default 32. A 4-row verification step of the Qwen2.5 1.5B
+    int4 target then costs ~1.05 one-row steps instead of ~1.3, a one-row step the same, and the logits move less
+    than int4 weights already move them (top-1 agreement with f32 0.967 against 0.974; bench/RESULTS.md, issue 6).
+    StatefulLM drops the setting for a model where it would break bit-for-bit verification (see _row_invariant)."""
+    quantization = manifest.get("quantization") or {}
+    group = int(quantization.get("group_size") or 0)
+    if device != "CPU" or quantization.get("weight_format") != "int4" or group < 32 or group % 32:
+        return {}
+    return {ACTIVATION_GROUP: group}
 
-    def __init__(self, xml: Path, device: str, library: str, properties: dict | None = None) -> None:
+
+class StatefulLM:
+    """A compiled stateful LLM holding one sequence: feed() appends tokens, rewind() drops the newest ones.
+
+    `static_rows`: step sizes that also get a static-shape copy (see the module docstring)."""
+
+    def __init__(self, xml: Path, device: str, library: str, properties: dict | None = None,
+                 static_rows: Sequence[int] = ()) -> None:
         import openvino as ov
 
         core = ov.Core()
@@ -53,6 +77,12 @@ class StatefulLM:
         if not any(op.get_type_name() == OP_TYPE for op in model.get_ops()):
             rewrite(model, DENSE, Path(library))
         _with_logits_count(model)
+        self.properties = _row_invariant(model, properties or {})
+        if static_rows:
+            cache = uuid.uuid4().hex
+            for op in model.get_ops():
+                if op.get_type_name() == OP_TYPE:
+                    op.set_attribute("cache", cache)
         # Inputs the op left without a consumer (attention_mask, beam_idx) get a constant one-element tensor: a
         # new input shape costs OpenVINO's CPU plugin a pass over the whole graph (~15 % of a step here).
         self._constant = {name: np.ones((1, 1), np.int64) if name == "attention_mask" else np.zeros(1, np.int32)
@@ -60,7 +90,9 @@ class StatefulLM:
                           if name in ("attention_mask", "beam_idx")
                           and not param.output(0).get_target_inputs()}
         self._inputs = {name for port in model.inputs for name in port.get_names()}
-        self._request = core.compile_model(model, device, properties or {}).create_infer_request()
+        self._static = {rows: _compile(core, _static_copy(model, rows), device, self.properties)
+                        for rows in sorted(set(static_rows))}
+        self._dynamic = _compile(core, model, device, self.properties)
         self.length = 0  # tokens in the sequence
 
     def feed(self, tokens: Sequence[int], keep: int = 1) -> np.ndarray:
@@ -74,9 +106,10 @@ class StatefulLM:
             feeds["attention_mask"] = np.ones((1, self.length + n), np.int64)
         if "beam_idx" in self._inputs and "beam_idx" not in self._constant:
             feeds["beam_idx"] = np.zeros(1, np.int32)
-        self._request.infer(feeds)
+        request = self._static.get(n, self._dynamic)
+        request.infer(feeds)
         self.length += n
-        return self._request.get_tensor("logits").data[0]
+        return request.get_tensor("logits").data[0]
 
     def rewind(self, length: int) -> None:
         """Keep the first `length` tokens (the op drops the rest when the next feed starts there)."""
@@ -85,3 +118,38 @@ class StatefulLM:
     def reset(self) -> None:
         """Start a new sequence (the next feed starts at position 0, which the op takes as a new sequence)."""
         self.length = 0
+
+
+def _static_copy(model, rows: int):
+    """A copy of `model` whose token inputs are fixed at [1, rows]."""
+    import openvino as ov
+
+    copy = model.clone()
+    copy.reshape({port: ov.PartialShape([1, rows]) for port in copy.inputs
+                  if port.get_names() & {"input_ids", "position_ids"}})
+    return copy
+
+
+def _compile(core, model, device: str, properties: dict):
+    return core.compile_model(model, device, properties).create_infer_request()
+
+
+def _row_invariant(model, properties: dict) -> dict:
+    """`properties` without an activation quantization group that does not divide the input size of every matmul
+    with compressed weights: the CPU plugin then quantizes the remainder differently for one row and for several
+    (SmolLM2's 576 with groups of 128: logits off by up to 1.4), which would break the verification's identity."""
+    group = properties.get(ACTIVATION_GROUP)
+    if not group:
+        return properties
+    sizes = set()
+    for op in model.get_ops():
+        if op.get_type_name() != "MatMul" or not op.get_input_partial_shape(0)[-1].is_static:
+            continue
+        source = op.input_value(1).get_node()
+        while source.get_type_name() in ("Reshape", "Multiply", "Subtract", "Convert", "Transpose"):
+            source = source.input_value(0).get_node()
+        if source.get_type_name() == "Constant" and source.get_element_type().get_type_name() in _COMPRESSED:
+            sizes.add(op.get_input_partial_shape(0)[-1].get_length())
+    if all(size % group == 0 for size in sizes):
+        return properties
+    return {key: value for key, value in properties.items() if key != ACTIVATION_GROUP}

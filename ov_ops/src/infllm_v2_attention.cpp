@@ -1,6 +1,7 @@
 #include "infllm_v2_attention.hpp"
 
 #include <cstdio>
+#include <unordered_map>
 #include <vector>
 
 namespace cpmdesk {
@@ -28,7 +29,9 @@ void InfLLMv2Attention::validate_and_infer_types() {
 }
 
 std::shared_ptr<ov::Node> InfLLMv2Attention::clone_with_new_inputs(const ov::OutputVector& a) const {
-    return std::make_shared<InfLLMv2Attention>(a, m_cfg, m_layer);
+    auto op = std::make_shared<InfLLMv2Attention>(a, m_cfg, m_layer);
+    op->m_cache = m_cache;
+    return op;
 }
 
 bool InfLLMv2Attention::visit_attributes(ov::AttributeVisitor& v) {
@@ -44,7 +47,33 @@ bool InfLLMv2Attention::visit_attributes(ov::AttributeVisitor& v) {
     v.on_attribute("lse", m_cfg.lse);
     v.on_attribute("scale", m_cfg.scale);
     v.on_attribute("precision", m_cfg.precision);
+    const std::string cache = m_cache;
+    v.on_attribute("cache", m_cache);  // absent in IRs written before it existed: stays ""
+    if (m_cache != cache) {
+        std::lock_guard<std::mutex> lock(m_init);
+        m_state.reset();
+    }
     return true;
+}
+
+InfLLMv2Attention::State& InfLLMv2Attention::state() const {
+    std::lock_guard<std::mutex> lock(m_init);
+    if (m_state) return *m_state;
+    if (m_cache.empty()) {
+        m_state = std::make_shared<State>();
+        return *m_state;
+    }
+    static std::mutex registry_mutex;
+    static std::unordered_map<std::string, std::weak_ptr<State>> registry;
+    std::lock_guard<std::mutex> registry_lock(registry_mutex);
+    for (auto it = registry.begin(); it != registry.end();) it = it->second.expired() ? registry.erase(it) : ++it;
+    auto& slot = registry[m_cache + "/" + std::to_string(m_layer)];
+    m_state = slot.lock();
+    if (!m_state) {
+        m_state = std::make_shared<State>();
+        slot = m_state;
+    }
+    return *m_state;
 }
 
 namespace {
@@ -66,7 +95,8 @@ const float* as_f32(const ov::Tensor& t, std::vector<float>& buf) {
 }  // namespace
 
 bool InfLLMv2Attention::evaluate(ov::TensorVector& outputs, const ov::TensorVector& inputs) const {
-    std::lock_guard<std::mutex> lock(m_mutex);
+    State& st = state();
+    std::lock_guard<std::mutex> lock(st.mutex);
     const auto& qs = inputs[0].get_shape();
     const auto& ks = inputs[1].get_shape();
     OPENVINO_ASSERT(qs.size() == 4 && ks.size() == 4 && qs[0] == 1 && ks[0] == 1,
@@ -89,12 +119,12 @@ bool InfLLMv2Attention::evaluate(ov::TensorVector& outputs, const ov::TensorVect
     std::vector<float> ob;
     float* o = out_f32 ? outputs[0].data<float>() : (ob.resize(outputs[0].get_size()), ob.data());
     try {
-        m_state.run(m_cfg, Hq, Hk, T, D, static_cast<size_t>(p0), q, k, v, o);
+        st.layer.run(m_cfg, Hq, Hk, T, D, static_cast<size_t>(p0), q, k, v, o);
     } catch (const std::exception& e) {
         OPENVINO_THROW("layer ", m_layer, ": ", e.what());
     }
     if (const char* path = LayerState::profile_path()) {  // one JSON line per call (bench/long_context.py reads them)
-        const RunProfile& p = m_state.profile();
+        const RunProfile& p = st.layer.profile();
         if (FILE* f = std::fopen(path, "a")) {
             std::fprintf(f,
                          "{\"layer\": %lld, \"T\": %zu, \"N\": %zu, \"bf16\": %s, \"int8\": %s, \"dense\": %s, \"wall_s\": %.6f, "

@@ -4,11 +4,15 @@
 //            (0 starts a new sequence, p0 < cached length truncates the cache first, p0 > length is an error)
 // Output : 0 [1,Hq,T,D]
 // Attributes: see InfLLMConfig (dense_len, block_size, kernel_size, kernel_stride, init_blocks, window_blocks,
-//             topk, variant, lse, scale) and `layer` (the decoder layer index, for diagnostics).
+//             topk, variant, lse, scale), `layer` (the decoder layer index) and `cache` (optional, see below).
 // State (f16 K/V + compressed keys) lives in the op instance: one sequence per compiled model (batch 1).
+// Ops with the same non-empty `cache` id and `layer` share one state process-wide instead, so several compiled
+// copies of one model (a dynamic-shape one for prompts, a static-shape one for one-token steps) continue the
+// same sequence; the state lives while any of them does.
 #pragma once
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include <openvino/op/op.hpp>
 
@@ -27,11 +31,18 @@ public:
     bool evaluate(ov::TensorVector& outputs, const ov::TensorVector& inputs) const override;
     bool has_evaluate() const override { return true; }
 
+    struct State {
+        LayerState layer;
+        std::mutex mutex;
+    };
+
 private:
+    State& state() const;
     InfLLMConfig m_cfg;
     int64_t m_layer = 0;
-    mutable LayerState m_state;
-    mutable std::mutex m_mutex;
+    std::string m_cache;
+    mutable std::shared_ptr<State> m_state;
+    mutable std::mutex m_init;
 };
 
 }  // namespace cpmdesk
