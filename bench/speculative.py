@@ -109,8 +109,9 @@ def assemble(name: str) -> Path:
 
 
 def export_pair(target: Path, draft: Path, group_size: int) -> Path:
-    """Target int4 with its int4 draft in OUT/draft, by cpmdesk-export (cached)."""
-    out = WORK / f"coder-1.5b-int4-g{group_size}-draft-0.5b-int4"
+    """Target int4 with its int4 draft (symmetric, the exporter's default for drafts) in OUT/draft, by
+    cpmdesk-export (cached)."""
+    out = WORK / f"coder-1.5b-int4-g{group_size}-draft-0.5b-int4sym"
     if not (out / "manifest.json").is_file():
         subprocess.run([sys.executable, "-m", "export", str(target), str(out), "--force", "--weight-format", "int4",
                         "--group-size", str(group_size), "--draft", str(draft), "--draft-weight-format", "int4",

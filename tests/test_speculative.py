@@ -25,7 +25,7 @@ PROMPTS = ("How many books do I have if I had 5 and bought 3?", "Say hello to th
 
 def _export_with_draft(source: Path, weight_format: str, draft: Path, vocab: int | None = None) -> Path:
     """Target in `weight_format` with an int4 draft in OUT/draft, exported once and cached like `exported`."""
-    out = EXPORTS / (f"{source.name}-{weight_format}-draft-{draft.name}-int4" + (f"-vocab{vocab}" if vocab else ""))
+    out = EXPORTS / (f"{source.name}-{weight_format}-draft-{draft.name}-int4sym" + (f"-vocab{vocab}" if vocab else ""))
     manifest = read_manifest(out)
     fresh = manifest is not None and manifest["source"]["path"] == str(source.resolve()) and "draft" in manifest
     if not fresh:
@@ -66,6 +66,7 @@ def test_draft_is_exported_beside_the_target_and_recorded(tiny_pair: Path) -> No
     draft = tiny_pair / "draft"
     assert (draft / "openvino_tokenizer.xml").is_file()
     assert read_manifest(draft)["quantization"]["weight_format"] == "int4"
+    assert read_manifest(draft)["quantization"]["sym"] is True  # the drafts' default
     assert (draft / "openvino_model.bin").stat().st_size < (tiny_pair / "openvino_model.bin").stat().st_size
 
 
