@@ -61,8 +61,8 @@ def ensure_default_model(log: Callable[[str], None] = print) -> Path:
                                 "with --model, or choose one in Models…")
     target = default_model_dir()
     gguf = find_default_gguf()
-    if importlib.util.find_spec("optimum") is None:
-        raise DefaultModelError("Building the default model needs the exporter: pip install 'cpmdesk[export]'")
+    if importlib.util.find_spec("nncf") is None:
+        raise DefaultModelError("Building the default model needs the exporter's packages: pip install cpmdesk")
     log(f"Preparing the default model (first start only): {gguf.name} -> {target}")
     result = subprocess.run(export_command(gguf, target, *DEFAULT_EXPORT_OPTIONS), check=False)
     if result.returncode != 0 or read_manifest(target) is None:

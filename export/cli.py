@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from pathlib import Path
 
-from app.privacy import disable_telemetry
 from export.draft_vocab import DEFAULT_DRAFT_VOCAB
 from export.errors import ExportError
+from export.privacy import disable_telemetry
 from export.settings import WEIGHT_FORMATS, Quantization
 
 
@@ -23,11 +25,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--group-size", type=int, default=128, help="int4 group size (default 128; -1 per channel)")
     parser.add_argument("--ratio", type=float, default=1.0, help="share of layers in int4, the rest int8 (default 1.0)")
     parser.add_argument("--sym", action="store_true", help="symmetric quantization")
-    parser.add_argument("--awq", action="store_true", help="activation-aware weight quantization")
-    parser.add_argument("--scale-estimation", action="store_true", help="NNCF scale estimation (needs --dataset)")
+    parser.add_argument("--awq", action="store_true",
+                        help="activation-aware weight quantization: data-free on the streaming backend (NNCF's rule "
+                             "for up_proj -> down_proj), with calibration data through --backend optimum")
+    parser.add_argument("--scale-estimation", action="store_true",
+                        help="NNCF scale estimation (needs --dataset and --backend optimum)")
     parser.add_argument("--dataset", help="calibration data: 'auto' (samples from the model itself, offline) or a "
                                           "named dataset (needs the network)")
     parser.add_argument("--num-samples", type=int, help="number of calibration samples")
+    parser.add_argument("--backend", choices=("streaming", "optimum"), default="streaming",
+                        help="streaming (default): torch-free, reads and compresses one layer at a time, memory "
+                             "bounded by the compressed model; optimum: optimum-intel through PyTorch (needs "
+                             "pip install 'cpmdesk[export]'), for data-aware compression and other architectures")
     parser.add_argument("--revision", help="hub revision (branch, tag or commit) to download")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="allow models that ship their own Python code to run it")
@@ -58,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
     disable_telemetry()
-    if args.scale_estimation and not args.dataset:
-        print("error: --scale-estimation needs --dataset (use --dataset auto to stay offline)", file=sys.stderr)
+    if args.backend == "streaming" and args.task == "text-generation":
+        keep_torch_out()
+    problem = _check_options(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     quant = Quantization(weight_format=args.weight_format, group_size=args.group_size, ratio=args.ratio, sym=args.sym,
                          awq=args.awq, scale_estimation=args.scale_estimation, dataset=args.dataset,
@@ -77,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   group_size=args.draft_group_size, sym=not args.draft_asym),
                          vocab=args.draft_vocab or None) if args.draft else None
     request = ExportRequest(args.source, args.out, quant, args.trust_remote_code, args.force, args.revision,
-                            sparse_attention=sparse, draft=draft)
+                            sparse_attention=sparse, draft=draft, backend=args.backend)
     try:
         if args.task == "embedding":
             from export.embedding import run_embedding_export
@@ -91,7 +103,39 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; nothing was written to OUT", file=sys.stderr)
         return 130
+    except Exception as err:  # a failure nothing above names: still one line, the traceback on request
+        first_line = (str(err).splitlines() or [""])[0]
+        print(f"error: the export failed unexpectedly ({type(err).__name__}: {first_line}); nothing was written to "
+              "OUT. Run again with CPMDESK_DEBUG=1 for the details", file=sys.stderr)
+        if os.environ.get("CPMDESK_DEBUG"):
+            traceback.print_exc()
+        return 1
     return 0
+
+
+def keep_torch_out() -> None:
+    """Make `import torch` fail in this process unless it already happened: the streaming exporter never needs it,
+    and libraries that import it when it is installed (NNCF's tensor backends, transformers) would spend seconds
+    and hundreds of MB on it."""
+    for name in ("torch", "torchvision", "optimum"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no "PyTorch was not found" notice
+
+
+def _check_options(args: argparse.Namespace) -> str | None:
+    """The first option out of range, as a one-line error, before any model is read."""
+    for flag, value in (("--group-size", args.group_size), ("--draft-group-size", args.draft_group_size)):
+        if value != -1 and (value < 2 or value % 2):
+            return f"{flag} {value}: use an even number of columns per group (e.g. 32, 64, 128) or -1 per channel"
+    if not 0.0 < args.ratio <= 1.0:
+        return f"--ratio {args.ratio}: the share of layers in int4 must be above 0 and at most 1 (e.g. 0.8)"
+    if args.num_samples is not None and args.num_samples < 1:
+        return f"--num-samples {args.num_samples}: use at least 1 calibration sample"
+    if args.draft_vocab < 0:
+        return f"--draft-vocab {args.draft_vocab}: use 0 (keep all) or a positive number of token ids"
+    if args.scale_estimation and not args.dataset:
+        return "--scale-estimation needs --dataset (use --dataset auto to stay offline) and --backend optimum"
+    return None
 
 
 if __name__ == "__main__":

@@ -116,8 +116,10 @@ def target_layers(source: Source) -> int | None:
     return json.loads(config.read_text()).get("num_hidden_layers")
 
 
-def export_draft(request: DraftRequest, draft: Source, target_ir: Path, trust_remote_code: bool, log) -> dict:
-    """Export the draft into `target_ir/draft`; returns the target manifest's `draft` entry."""
+def export_draft(request: DraftRequest, draft: Source, target_ir: Path, trust_remote_code: bool, log,
+                 backend: str = "streaming") -> dict:
+    """Export the draft into `target_ir/draft` (a standalone draft through `backend`); returns the target
+    manifest's `draft` entry."""
     out = target_ir / DRAFT_DIR
     log(f"      draft ({request.kind}, {request.quant.weight_format}): {request.location}")
     if request.kind == "eagle3":
@@ -125,8 +127,8 @@ def export_draft(request: DraftRequest, draft: Source, target_ir: Path, trust_re
     else:
         from export.exporter import ExportRequest, run_export
 
-        sub = run_export(ExportRequest(str(draft.path), out, request.quant, trust_remote_code, force=True),
-                         log=lambda line: log("      draft: " + line.strip()))
+        sub = run_export(ExportRequest(str(draft.path), out, request.quant, trust_remote_code, force=True,
+                                       backend=backend), log=lambda line: log("      draft: " + line.strip()))
         entry = {"validation": sub["validation"], "architecture": sub["architecture"]}
         if request.vocab:
             from export.draft_vocab import cut_draft_vocabulary

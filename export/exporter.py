@@ -36,6 +36,7 @@ class ExportRequest:
     revision: str | None = None
     sparse_attention: bool | dict | None = None  # None: on when the model has sparse_config; dict: overrides
     draft: DraftRequest | None = None  # a draft model exported into OUT/draft (export/draft.py)
+    backend: str = "streaming"  # "streaming" (torch-free, export/streaming.py) or "optimum" (optimum-intel + torch)
 
 
 def run_export(request: ExportRequest, log: Log = print) -> dict:
@@ -53,23 +54,34 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
     try:
         staging.mkdir()
         log("[2/5] Checking the model")
-        hf_dir, facts, reference = _prepare(source, request, staging / "work", log)
-        log(f"[3/5] Converting to OpenVINO IR ({request.quant.weight_format})")
         ir_dir = staging / "ir"
-        from export.convert import convert_to_ir
+        if request.backend == "optimum":
+            hf_dir, facts, reference = _prepare(source, request, staging / "work", log)
+            log(f"[3/5] Converting to OpenVINO IR ({request.quant.weight_format}, optimum-intel)")
+            from export.convert import convert_to_ir
 
-        convert_to_ir(hf_dir, ir_dir, request.quant, request.trust_remote_code and facts["route"] == "remote-code")
-        log("[4/5] Validating the IR against the source model")
-        validation = _validate(ir_dir, hf_dir, reference, request.quant.weight_format)
+            convert_to_ir(hf_dir, ir_dir, request.quant,
+                          request.trust_remote_code and facts["route"] == "remote-code")
+            log("[4/5] Validating the IR against the source model")
+            validation = _validate(ir_dir, hf_dir, reference, request.quant.weight_format)
+        else:
+            facts, model_type = _inspect_streaming(source, request, staging, log)
+            log(f"[3/5] Converting to OpenVINO IR ({request.quant.weight_format}, streaming one layer at a time)")
+            from export.streaming import convert_streaming
+
+            model = convert_streaming(source.path, model_type, ir_dir, request.quant, staging / "work", log)
+            log("[4/5] Validating the IR against the source model (NumPy reference)")
+            validation = _validate_streaming(ir_dir, model, request.quant.weight_format)
         log(f"      top-1 agreement {validation.top1_agreement:.1%} (needs {validation.threshold:.0%}), "
             f"in top-5 {validation.top5_containment:.1%}, max |Δlogit| {validation.max_abs_logit_diff:.4f}, "
             f"tokenizer match {validation.tokenizer_match}")
         manifest = {
             "source": source.describe(),
+            "backend": request.backend,
             "architecture": facts,
             "quantization": request.quant.describe(),
             "sizes": folder_sizes(ir_dir),
-            "tools": tool_versions(),
+            "tools": tool_versions(request.backend),
             "validation": validation.describe(),
             "export_seconds": round(time.monotonic() - started, 1),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -88,7 +100,8 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
             manifest["architecture"]["attention"] = "infllm-v2"
             manifest["sizes"] = folder_sizes(ir_dir)
         if draft is not None:
-            manifest["draft"] = export_draft(request.draft, draft, ir_dir, request.trust_remote_code, log)
+            manifest["draft"] = export_draft(request.draft, draft, ir_dir, request.trust_remote_code, log,
+                                             request.backend)
         log("[5/5] Writing manifest and moving into place")
         write_manifest(ir_dir, manifest)
         _move_into_place(ir_dir, out, staging)
@@ -162,6 +175,57 @@ def _prepare(source: Source, request: ExportRequest, work: Path, log: Log):
 
         return work, facts, minicpm_reference
     return source.path, facts, lambda: _hf_reference(source.path, params, request.trust_remote_code)
+
+
+BACKENDS = ("streaming", "optimum")
+_NEEDS_OPTIMUM = "; use --backend optimum (needs pip install 'cpmdesk[export]')"
+
+
+def _inspect_streaming(source: Source, request: ExportRequest, staging: Path, log: Log) -> tuple[dict, str]:
+    """Preflight for the streaming backend: what it can build, facts for the manifest, disk for IR + scratch."""
+    from export.model_spec import STREAMING_TYPES
+
+    quant = request.quant
+    if quant.scale_estimation or quant.dataset:
+        raise ExportError("--scale-estimation and --dataset need calibration activations, which the streaming "
+                          "exporter does not compute" + _NEEDS_OPTIMUM)
+    if source.kind == "gguf":
+        arch, params = inspect_gguf(source.path)
+        check_disk(staging, estimate_export_bytes(params, 0, quant.weight_format, 0, streaming=True))
+        log(f"      GGUF {arch}, {params / 1e6:.0f}M parameters")
+        return {"model_type": arch, "route": "gguf", "param_count": params}, arch
+    model = inspect_folder(source.path, request.trust_remote_code)
+    model_type = model.route.model_type
+    if model.route.kind == "remote-code" or model_type not in STREAMING_TYPES:
+        raise ExportError(f"The streaming exporter builds {', '.join(STREAMING_TYPES)}, not {model_type!r}"
+                          + _NEEDS_OPTIMUM)
+    if not list(source.path.glob("*.safetensors")):
+        raise ExportError(f"{source.path} has no .safetensors weights; the streaming exporter reads safetensors"
+                          + _NEEDS_OPTIMUM)
+    check_disk(staging, estimate_export_bytes(model.param_count, model.embedding_params, quant.weight_format, 0,
+                                              streaming=True))
+    facts = {"model_type": model_type, "route": model.route.kind, "param_count": model.param_count,
+             "config": {k: model.config.get(k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                         "num_key_value_heads", "vocab_size",
+                                                         "max_position_embeddings") if k in model.config}}
+    if model_type == "minicpm":
+        facts["attention"] = "dense"
+        if model.config.get("sparse_config"):
+            facts["sparse_config"] = model.config["sparse_config"]
+    log(f"      {model_type}, {model.param_count / 1e6:.0f}M parameters")
+    return facts, model_type
+
+
+def _validate_streaming(ir_dir: Path, model, weight_format: str):
+    """Validation without torch: the NumPy reference over the source's own weights."""
+    from transformers import AutoTokenizer
+
+    from export.numpy_reference import NumpyReference
+    from export.validate import validate_ir
+
+    tokenizer = AutoTokenizer.from_pretrained(model.tokenizer_dir, trust_remote_code=False)
+    return validate_ir(ir_dir, tokenizer, NumpyReference(model.spec, model.reader).logits,
+                       AGREEMENT_THRESHOLDS[weight_format])
 
 
 def _hf_reference(folder: Path, params: int, trust_remote_code: bool = False):

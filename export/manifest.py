@@ -13,10 +13,15 @@ _TOOLS = ("cpmdesk", "openvino", "openvino-tokenizers", "openvino-genai", "optim
           "transformers", "torch", "tokenizers", "huggingface_hub", "gguf")
 
 
-def tool_versions() -> dict[str, str]:
-    """Installed versions of the tools an export depends on."""
+_OPTIMUM_ONLY = ("optimum-intel", "optimum", "torch")
+
+
+def tool_versions(backend: str = "optimum") -> dict[str, str]:
+    """Installed versions of the tools an export through `backend` depends on."""
     versions = {}
     for name in _TOOLS:
+        if backend != "optimum" and name in _OPTIMUM_ONLY:
+            continue
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -11,26 +11,19 @@ compares the IR with MiniCPM itself, not with the fold.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from export.model_spec import logit_scale, residual_scale
+
+__all__ = ["build_reference", "fold_to_llama", "logit_scale", "residual_scale", "rope_parameters"]
 
 if TYPE_CHECKING:  # torch is imported lazily: only the export extra has it
     import torch
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
                     "added_tokens.json", "chat_template.jinja", "generation_config.json")
-
-
-def residual_scale(config: dict) -> float:
-    """scale_depth / sqrt(num_hidden_layers)."""
-    return float(config["scale_depth"]) / math.sqrt(int(config["num_hidden_layers"]))
-
-
-def logit_scale(config: dict) -> float:
-    """dim_model_base / hidden_size: the factor the final hidden state is multiplied by before lm_head."""
-    return float(config["dim_model_base"]) / int(config["hidden_size"])
 
 
 def rope_parameters(config: dict) -> dict:
@@ -80,7 +73,7 @@ def fold_to_llama(src: Path, dst: Path, dtype: torch.dtype) -> None:
                 folded[name] = tensor.to(dtype).contiguous()
         save_file(folded, str(dst / shard), metadata={"format": "pt"})
         weight_map.update(dict.fromkeys(folded, shard))
-    if len(shards) > 1:
+    if shards != ["model.safetensors"]:  # transformers finds other names only through an index
         (dst / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
     hidden, heads = int(config["hidden_size"]), int(config["num_attention_heads"])
     llama = LlamaConfig(

@@ -7,15 +7,15 @@ Parameter names match the official checkpoints, so `load_state_dict` takes their
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional
 
-from export.minicpm import logit_scale, residual_scale, rope_parameters
+from export.model_spec import embedding_scale, logit_scale, residual_scale, rope_spec
 
 
 class RMSNorm(nn.Module):
@@ -104,25 +104,14 @@ class MiniCPMReference(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
 
     def rope(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos/sin tables for positions 0..length-1 (LongRoPE: per-frequency divisors, mscale)."""
-        params = rope_parameters(self.config)
+        """cos/sin tables for positions 0..length-1, from the one definition in export.model_spec."""
         head_dim = int(self.config["hidden_size"]) // int(self.config["num_attention_heads"])
-        inv_freq = 1.0 / (params["rope_theta"] ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
-        mscale = 1.0
-        if params["rope_type"] == "longrope":
-            original = params["original_max_position_embeddings"]
-            factors = params["long_factor"] if length > original else params["short_factor"]
-            inv_freq = inv_freq / torch.tensor(factors, dtype=torch.float64)
-            max_pos = int(self.config["max_position_embeddings"])
-            if max_pos > original:
-                mscale = math.sqrt(1 + math.log(max_pos / original) / math.log(original))
-        angles = torch.outer(torch.arange(length, dtype=torch.float64), inv_freq)
-        emb = torch.cat((angles, angles), dim=-1)
-        return (emb.cos() * mscale).float(), (emb.sin() * mscale).float()
+        cos, sin = rope_spec(self.config, head_dim).tables(np.arange(length))
+        return torch.from_numpy(cos), torch.from_numpy(sin)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         res = residual_scale(self.config)
-        h = self.model.embed_tokens(input_ids) * float(self.config["scale_emb"])
+        h = self.model.embed_tokens(input_ids) * embedding_scale(self.config)
         cos, sin = self.rope(input_ids.shape[1])
         for layer in self.model.layers:
             h = h + res * layer.self_attn(layer.input_layernorm(h), cos, sin)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from export.errors import (
     TrustRemoteCodeError,
     UnsupportedArchitectureError,
 )
+from export.tensor_reader import read_safetensors_header, shard_files
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 _GIB = 1 << 30
@@ -79,16 +80,8 @@ def _known_to_transformers(model_type: str) -> bool:
 
 
 def _weight_files(folder: Path) -> list[Path]:
-    index = next((folder / n for n in ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-                  if (folder / n).is_file()), None)
-    if index is not None:
-        names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        missing = [n for n in names if not (folder / n).is_file()]
-        if missing:
-            raise MissingFilesError(f"{folder} is missing weight shards {', '.join(missing[:3])}"
-                                    f"{' …' if len(missing) > 3 else ''}; finish the download or copy them in")
-        return [folder / n for n in names]
-    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    files = (shard_files(folder, "model.safetensors.index.json", "*.safetensors")
+             or shard_files(folder, "pytorch_model.bin.index.json", "pytorch_model*.bin"))
     if not files:
         raise MissingFilesError(f"{folder} has no weights (*.safetensors); finish the download or copy the "
                                 "weight files into the folder")
@@ -97,28 +90,8 @@ def _weight_files(folder: Path) -> list[Path]:
 
 def count_safetensors_params(file: Path) -> int:
     """Parameter count from a safetensors header; raises CorruptWeightsError if the file is truncated or mangled."""
-    size = file.stat().st_size
-    try:
-        with file.open("rb") as handle:
-            (header_len,) = struct.unpack("<Q", handle.read(8))
-            if header_len <= 0 or 8 + header_len > size:
-                raise ValueError("header length is past the end of the file")
-            header = json.loads(handle.read(header_len))
-        end, params = 0, 0
-        for name, entry in header.items():
-            if name == "__metadata__":
-                continue
-            end = max(end, int(entry["data_offsets"][1]))
-            count = 1
-            for dim in entry["shape"]:
-                count *= int(dim)
-            params += count
-    except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError) as err:
-        raise CorruptWeightsError(f"{file.name} is corrupt ({err}); re-download the model's weights") from err
-    if 8 + header_len + end != size:
-        raise CorruptWeightsError(f"{file.name} is truncated or padded ({size} bytes, header says "
-                                  f"{8 + header_len + end}); re-download the model's weights")
-    return params
+    header, _ = read_safetensors_header(file)
+    return sum(math.prod(int(dim) for dim in entry["shape"]) for entry in header.values())
 
 
 def inspect_gguf(path: Path) -> tuple[str, int]:
@@ -143,10 +116,14 @@ def bytes_per_param(weight_format: str) -> float:
     return {"fp32": 4.0, "fp16": 2.0, "int8": 1.03, "int4": 0.56}[weight_format]
 
 
-def estimate_export_bytes(params: int, embedding_params: int, weight_format: str, work_copy_bytes: int) -> int:
-    """Peak extra disk an export needs: a work copy, the fp16 intermediate IR and the final IR, plus 10 %."""
+def estimate_export_bytes(params: int, embedding_params: int, weight_format: str, work_copy_bytes: int,
+                          streaming: bool = False) -> int:
+    """Peak extra disk an export needs, plus 10 %: the final IR and, through optimum-intel, a work copy and an
+    fp16 intermediate IR; streaming, a scratch file the size of the IR's weights."""
     body = max(params - embedding_params, 0)
-    final = int(body * bytes_per_param(weight_format) + embedding_params * min(bytes_per_param(weight_format), 2.0))
+    final = int(body * bytes_per_param(weight_format) + embedding_params * max(bytes_per_param(weight_format), 1.03))
+    if streaming:
+        return int(2 * final * 1.1)
     intermediate = 2 * params if weight_format in ("int4", "int8") else 0
     return int((work_copy_bytes + intermediate + final) * 1.1)
 

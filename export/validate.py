@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.mapped_ir import compiled_ir
 from export.settings import TOP5_THRESHOLD
 
 # Fixed prompts: English prose, a chat turn, code, Chinese, numbers. Every position of each is compared.
@@ -58,21 +59,29 @@ def ov_tokenize(compiled_tokenizer, text: str) -> list[int]:
     return [int(i) for i in compiled_tokenizer([text])["input_ids"][0]]
 
 
-def validate_ir(ir_dir: Path, hf_tokenizer, reference: Callable[[list[int]], np.ndarray],
-                threshold: float) -> ValidationResult:
-    """Compare the IR with `reference` (ids -> logits [N, vocab]) on the fixed prompts."""
+Reference = Callable[[list[list[int]]], list[np.ndarray]]  # prompts' ids -> logits [N, vocab] each
+
+
+def validate_ir(ir_dir: Path, hf_tokenizer, reference: Reference, threshold: float) -> ValidationResult:
+    """Compare the IR with `reference` on the fixed prompts.
+
+    The reference runs first and its logits are kept, so the source model and the compiled IR are never in
+    memory together.
+    """
     import openvino as ov
     import openvino_tokenizers  # noqa: F401 - registers the tokenizer ops
 
+    prompts = [list(hf_tokenizer(prompt)["input_ids"]) for prompt in PROMPTS]
+    wanted = reference(prompts)
     core = ov.Core()
-    compiled = core.compile_model(ir_dir / "openvino_model.xml", "CPU")
     tokenizer = core.compile_model(ir_dir / "openvino_tokenizer.xml", "CPU")
-    agree, in_top5, total, max_diff, tokenizer_match = 0, 0, 0, 0.0, True
-    for prompt in PROMPTS:
-        ids = hf_tokenizer(prompt)["input_ids"]
-        tokenizer_match &= ov_tokenize(tokenizer, prompt) == list(ids)
-        got = ir_logits(compiled, ids)
-        want = reference(ids)
+    tokenizer_match = all(ov_tokenize(tokenizer, text) == ids for text, ids in zip(PROMPTS, prompts, strict=True))
+    del tokenizer
+    agree, in_top5, total, max_diff = 0, 0, 0, 0.0
+    with compiled_ir(core, ir_dir / "openvino_model.xml") as compiled:
+        got_all = [ir_logits(compiled, ids) for ids in prompts]
+        del compiled  # the weights' mapping ends with the block
+    for ids, want, got in zip(prompts, wanted, got_all, strict=True):
         choice = got.argmax(-1)
         agree += int((choice == want.argmax(-1)).sum())
         top5 = np.argpartition(-want, 5, axis=-1)[:, :5]
@@ -85,14 +94,16 @@ def validate_ir(ir_dir: Path, hf_tokenizer, reference: Callable[[list[int]], np.
                             threshold, tokenizer_match, passed)
 
 
-def torch_reference(model) -> Callable[[list[int]], np.ndarray]:
-    """Wrap a PyTorch causal LM (HF or MiniCPM reference) as ids -> logits [N, vocab]."""
+def torch_reference(model) -> Reference:
+    """Wrap a PyTorch causal LM (HF or MiniCPM reference) as prompts -> logits."""
     import torch
 
-    def logits(ids: list[int]) -> np.ndarray:
+    def logits(prompts: list[list[int]]) -> list[np.ndarray]:
+        outputs = []
         with torch.no_grad():
-            out = model(torch.tensor([ids]))
-        out = getattr(out, "logits", out)
-        return out[0].float().numpy()
+            for ids in prompts:
+                out = model(torch.tensor([ids]))
+                outputs.append(getattr(out, "logits", out)[0].float().numpy())
+        return outputs
 
     return logits

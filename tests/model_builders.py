@@ -226,3 +226,93 @@ def build_minicpm4_05b_shaped(out: Path) -> dict:
             state[name] = (torch.randn(shape, generator=generator) * 0.02).to(torch.bfloat16)
     _write_minicpm_folder(out, config, state)
     return {"params": sum(math.prod(s) for n, s in shapes.items() if n != "lm_head.weight")}
+
+
+def minicpm4_8b_config(layers: int = 32) -> dict:
+    """MiniCPM4-8B's widths on the real MiniCPM4 config (hidden 4096, FFN 16384, 32/2 heads, untied head), with
+    the 64-value LongRoPE factors the MiniCPM README gives for 4.1-8B and `layers` decoder layers."""
+    import re
+
+    config = json.loads((MINICPM_CONFIG_DIR / "config.json").read_text())
+    readme = (SHARED / "seeds" / "minicpm-github-readme.txt").read_text(encoding="utf-8", errors="replace")
+    factors = [float(v) for v in re.search(r'"short_factor": \[([^\]]+)\]', readme).group(1).split(",")]
+    config.update(hidden_size=4096, intermediate_size=16384, num_attention_heads=32, num_key_value_heads=2,
+                  num_hidden_layers=layers, vocab_size=73448, tie_word_embeddings=False, rms_norm_eps=1e-6,
+                  max_position_embeddings=65536)
+    config["rope_scaling"] = {"rope_type": "longrope", "long_factor": factors, "short_factor": factors,
+                              "original_max_position_embeddings": 65536}
+    return config
+
+
+def minicpm_tensor_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor of a MiniCPM checkpoint (Hugging Face names), in file order."""
+    hidden, inner, vocab = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    head_dim = hidden // config["num_attention_heads"]
+    kv = config["num_key_value_heads"] * head_dim
+    shapes: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (vocab, hidden)}
+    for i in range(config["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        shapes.update({p + "input_layernorm.weight": (hidden,), p + "self_attn.q_proj.weight": (hidden, hidden),
+                       p + "self_attn.k_proj.weight": (kv, hidden), p + "self_attn.v_proj.weight": (kv, hidden),
+                       p + "self_attn.o_proj.weight": (hidden, hidden),
+                       p + "post_attention_layernorm.weight": (hidden,), p + "mlp.gate_proj.weight": (inner, hidden),
+                       p + "mlp.up_proj.weight": (inner, hidden), p + "mlp.down_proj.weight": (hidden, inner)})
+    shapes["model.norm.weight"] = (hidden,)
+    if not config.get("tie_word_embeddings"):
+        shapes["lm_head.weight"] = (vocab, hidden)
+    return shapes
+
+
+def write_random_minicpm(out: Path, config: dict, shard_bytes: int = 4 << 30, seed: int = 0,
+                         layer_std: float = 0.002) -> int:
+    """A MiniCPM checkpoint with random bf16 weights, written tensor by tensor into sharded safetensors with an
+    index, NumPy only: memory stays at one chunk however large the model. Returns the parameter count.
+
+    Embeddings are N(0, 0.02), layer matrices N(0, `layer_std`), norms 1; an untied `lm_head` is stored as its
+    own tensor holding the embedding's values. At the 8B widths, layers drawn at N(0, 0.02) add outputs ten
+    times the embedding's size and an independent random head makes every logit noise of one size, which int4
+    rounding reorders: validation could then not tell a sound export from a broken one.
+    """
+    import numpy as np
+
+    out.mkdir(parents=True, exist_ok=True)
+    shapes = minicpm_tensor_shapes(config)
+    shards: list[list[str]] = [[]]
+    size = 0
+    for name, shape in shapes.items():
+        nbytes = 2 * math.prod(shape)
+        if shards[-1] and size + nbytes > shard_bytes:
+            shards.append([])
+            size = 0
+        shards[-1].append(name)
+        size += nbytes
+    weight_map = {}
+    for index, names in enumerate(shards):
+        file = f"model-{index + 1:05d}-of-{len(shards):05d}.safetensors"
+        header, offset = {}, 0
+        for name in names:
+            nbytes = 2 * math.prod(shapes[name])
+            header[name] = {"dtype": "BF16", "shape": list(shapes[name]), "data_offsets": [offset, offset + nbytes]}
+            offset += nbytes
+            weight_map[name] = file
+        blob = json.dumps(header).encode()
+        blob += b" " * (-len(blob) % 8)
+        with (out / file).open("wb") as handle:
+            handle.write(len(blob).to_bytes(8, "little") + blob)
+            for name in names:
+                count = math.prod(shapes[name])
+                if len(shapes[name]) == 1:
+                    handle.write(np.full(count, 0x3F80, np.uint16).tobytes())  # bf16 1.0
+                    continue
+                rng = np.random.default_rng([seed, list(shapes).index(
+                    "model.embed_tokens.weight" if name == "lm_head.weight" else name)])
+                for start in range(0, count, 1 << 24):
+                    std = 0.02 if name in ("model.embed_tokens.weight", "lm_head.weight") else layer_std
+                    values = rng.standard_normal(min(1 << 24, count - start), dtype=np.float32) * np.float32(std)
+                    handle.write((values.view(np.uint32) >> 16).astype(np.uint16).tobytes())
+    (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        shutil.copy2(MINICPM_TOKENIZER_DIR / name, out / name)
+    shutil.copy2(MINICPM_CONFIG_DIR / "generation_config.json", out / "generation_config.json")
+    return sum(math.prod(s) for s in shapes.values())

@@ -161,3 +161,17 @@ def test_cli_prints_one_line_error_and_exit_code(tmp_path) -> None:
     assert result.stderr.strip().startswith("error: ") and "config.json" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("options, phrase", [
+    (["--group-size", "0"], "--group-size 0"),
+    (["--ratio", "5"], "--ratio 5.0"),
+    (["--scale-estimation"], "--dataset"),
+])
+def test_out_of_range_options_fail_before_reading_the_model(tiny_llama, tmp_path, options, phrase) -> None:
+    result = subprocess.run([sys.executable, "-m", "export", str(tiny_llama), str(tmp_path / "out"), *options],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()

@@ -1,4 +1,5 @@
-"""fp16 and int4 exports of the tiny Llama and the tiny MiniCPM4 validate against PyTorch; manifest and sizes."""
+"""fp16 and int4 exports of the tiny Llama and the tiny MiniCPM4, through both backends, validate against their
+references (NumPy for the streaming exporter, PyTorch for optimum-intel); manifest and sizes."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from export.settings import AGREEMENT_THRESHOLDS
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.parametrize("backend", ["streaming", "optimum"])
 @pytest.mark.parametrize("weight_format", ["fp16", "int4"])
 @pytest.mark.parametrize("model", ["tiny_llama", "tiny_minicpm"])
-def test_export_validates_against_pytorch(request, exported, model: str, weight_format: str) -> None:
+def test_export_validates_against_its_reference(request, exported, model: str, weight_format: str,
+                                               backend: str) -> None:
     source = request.getfixturevalue(model)
-    out = exported(source, weight_format)
+    out = exported(source, weight_format, backend)
     manifest = json.loads((out / "manifest.json").read_text())
     validation = manifest["validation"]
     assert validation["passed"] is True
@@ -31,17 +34,22 @@ def test_export_validates_against_pytorch(request, exported, model: str, weight_
     assert manifest["quantization"]["weight_format"] == weight_format
     assert manifest["quantization"]["group_size"] == 128
     assert manifest["source"]["kind"] == "folder" and len(manifest["source"]["sha256"]) == 64
-    assert {"openvino", "optimum-intel", "nncf", "transformers", "torch"} <= set(manifest["tools"])
+    assert manifest["backend"] == backend
+    assert {"openvino", "nncf", "transformers"} <= set(manifest["tools"])
+    assert ({"optimum-intel", "torch"} <= set(manifest["tools"])) == (backend == "optimum")
     assert manifest["sizes"]["weights_bytes"] == (out / "openvino_model.bin").stat().st_size
 
 
 def test_minicpm_export_is_recorded_as_folded(tiny_minicpm, exported) -> None:
-    manifest = json.loads((exported(tiny_minicpm, "int4") / "manifest.json").read_text())
+    manifest = json.loads((exported(tiny_minicpm, "int4", "optimum") / "manifest.json").read_text())
     assert manifest["architecture"]["model_type"] == "minicpm"
     assert manifest["architecture"]["route"] == "minicpm-fold"
-    config = json.loads((exported(tiny_minicpm, "int4") / "config.json").read_text())
+    config = json.loads((exported(tiny_minicpm, "int4", "optimum") / "config.json").read_text())
     assert config["model_type"] == "llama"
     assert config["rope_parameters"]["rope_type"] == "longrope"
+    streamed = exported(tiny_minicpm, "int4")  # the muP fold happens as the weights stream; config kept as it is
+    assert json.loads((streamed / "manifest.json").read_text())["architecture"]["route"] == "minicpm-fold"
+    assert json.loads((streamed / "config.json").read_text())["architectures"] == ["MiniCPMForCausalLM"]
 
 
 def test_int4_is_at_least_3x_smaller_than_fp16(tiny_llama, exported) -> None:
@@ -50,10 +58,11 @@ def test_int4_is_at_least_3x_smaller_than_fp16(tiny_llama, exported) -> None:
     assert fp16 / int4 >= 3.0, (fp16, int4)
 
 
-def test_fp16_export_keeps_rope_frequencies_exact(tiny_llama, exported) -> None:
+@pytest.mark.parametrize("backend", ["streaming", "optimum"])
+def test_fp16_export_keeps_rope_frequencies_exact(tiny_llama, exported, backend: str) -> None:
     import openvino as ov
 
-    out = exported(tiny_llama, "fp16")
+    out = exported(tiny_llama, "fp16", backend)
     config = json.loads((out / "config.json").read_text())
     head_dim = config["head_dim"]
     theta = (config.get("rope_parameters") or {}).get("rope_theta", config.get("rope_theta", 10000.0))
@@ -84,6 +93,6 @@ def test_awq_with_scale_estimation_offline(tiny_llama, tmp_path) -> None:
 
     quant = Quantization(weight_format="int4", group_size=64, sym=True, awq=True, scale_estimation=True,
                          dataset="auto", num_samples=16)
-    manifest = run_export(ExportRequest(str(tiny_llama), tmp_path / "awq", quant))
+    manifest = run_export(ExportRequest(str(tiny_llama), tmp_path / "awq", quant, backend="optimum"))
     assert manifest["quantization"] == {**quant.describe()}
     assert manifest["validation"]["passed"] and manifest["validation"]["top1_agreement"] >= 0.9

@@ -42,7 +42,8 @@ def sparse_export(tiny_minicpm) -> Path:
         recorded = json.loads(manifest.read_text())
         if (recorded["source"]["path"] == str(tiny_minicpm.resolve())
                 and recorded.get("sparse_attention", {}).get("config") == SparseAttentionConfig(**COVERING).to_dict()
-                and recorded["architecture"].get("attention") == "infllm-v2"):
+                and recorded["architecture"].get("attention") == "infllm-v2"
+                and recorded.get("backend") == "streaming"):
             return out
     assert main([str(tiny_minicpm), str(out), "--weight-format", "int4", "--force",
                  "--sparse-attention", json.dumps(COVERING)]) == 0

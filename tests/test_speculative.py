@@ -27,7 +27,8 @@ def _export_with_draft(source: Path, weight_format: str, draft: Path, vocab: int
     """Target in `weight_format` with an int4 draft in OUT/draft, exported once and cached like `exported`."""
     out = EXPORTS / (f"{source.name}-{weight_format}-draft-{draft.name}-int4sym" + (f"-vocab{vocab}" if vocab else ""))
     manifest = read_manifest(out)
-    fresh = manifest is not None and manifest["source"]["path"] == str(source.resolve()) and "draft" in manifest
+    fresh = (manifest is not None and manifest["source"]["path"] == str(source.resolve()) and "draft" in manifest
+             and manifest.get("backend") == "streaming")
     if not fresh:
         run_export(ExportRequest(str(source), out, Quantization(weight_format=weight_format), force=True,
                                  draft=DraftRequest(str(draft), vocab=vocab)))

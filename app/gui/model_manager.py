@@ -93,10 +93,10 @@ class ModelManager(QDialog):
         self.download_button.clicked.connect(self._download)
         self.cancel_button.clicked.connect(self._cancel)
         self.process: QProcess | None = None
-        if is_bundled():  # the installed app has no exporter (no torch): say where exporting happens
+        if is_bundled():  # the bundle does not carry the exporter yet: say where exporting happens
             self.download_button.setEnabled(False)
             self.status.setText(self.tr("This installed app runs exported models; to download and export one, use "
-                                        "cpmdesk-export (pip install 'cpmdesk[export]'), then Add a local folder."))
+                                        "cpmdesk-export (pip install cpmdesk), then Add a local folder."))
         self.refresh()
 
     def refresh(self) -> None:

@@ -1,0 +1,271 @@
+"""Model weights read one tensor (or a few rows of one) at a time, as float32, under Hugging Face names.
+
+Two sources: safetensors folders (single file or sharded; bf16, f16, f32), whose tensors are memory-mapped
+only for the rows asked for, and GGUF files, whose tensors are dequantized row block by row block with the
+`gguf` package (NumPy). Nothing here loads a whole model, so memory stays at one chunk of one tensor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from export.errors import CorruptWeightsError, MissingFilesError, UnsupportedArchitectureError
+
+_ST_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64}
+
+
+class TensorReader(Protocol):
+    """What the streaming exporter and the NumPy reference read weights through."""
+
+    def has(self, name: str) -> bool:
+        """Whether the model has this tensor."""
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The tensor's shape (rows first)."""
+
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 of a tensor as a fresh float32 array."""
+
+
+def read_tensor(reader: TensorReader, name: str) -> np.ndarray:
+    """A whole tensor as float32 (for small tensors: norms, biases)."""
+    shape = reader.shape(name)
+    return reader.rows(name, 0, shape[0]).reshape(shape)
+
+
+def parameter_count(reader: TensorReader, names: list[str]) -> int:
+    """How many numbers the named tensors hold."""
+    return sum(math.prod(reader.shape(name)) for name in names)
+
+
+def read_safetensors_header(file: Path) -> tuple[dict, int]:
+    """(header without __metadata__, offset of the data section); raises CorruptWeightsError when mangled."""
+    size = file.stat().st_size
+    try:
+        with file.open("rb") as handle:
+            (header_len,) = struct.unpack("<Q", handle.read(8))
+            if header_len <= 0 or 8 + header_len > size:
+                raise ValueError("header length is past the end of the file")
+            header = json.loads(handle.read(header_len))
+        header.pop("__metadata__", None)
+        end = max((int(entry["data_offsets"][1]) for entry in header.values()), default=0)
+        for entry in header.values():
+            if not isinstance(entry["shape"], list) or "dtype" not in entry:
+                raise ValueError("a tensor entry lacks its shape or dtype")
+    except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError) as err:
+        raise CorruptWeightsError(f"{file.name} is corrupt ({err}); re-download the model's weights") from err
+    if 8 + header_len + end != size:
+        raise CorruptWeightsError(f"{file.name} is truncated or padded ({size} bytes, header says "
+                                  f"{8 + header_len + end}); re-download the model's weights")
+    return header, 8 + header_len
+
+
+def shard_names(index: Path, folder: Path) -> list[str]:
+    """The shard files a `*.index.json` names, all present; one-line errors for a malformed index or a gap."""
+    try:
+        names = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
+        raise CorruptWeightsError(f"{index.name} is malformed ({type(err).__name__}: {err}); re-download the "
+                                  "model") from err
+    missing = [name for name in names if not (folder / name).is_file()]
+    if missing:
+        raise MissingFilesError(f"{folder} is missing weight shards {', '.join(missing[:3])}"
+                                f"{' …' if len(missing) > 3 else ''}; finish the download or copy them in")
+    return names
+
+
+def shard_files(folder: Path, index_name: str, pattern: str) -> list[Path]:
+    """The weight files of a folder: those its index names (all present), else the files matching `pattern`."""
+    index = folder / index_name
+    if index.is_file():
+        return [folder / name for name in shard_names(index, folder)]
+    return sorted(folder.glob(pattern))
+
+
+def safetensors_files(folder: Path) -> list[Path]:
+    """The shards of a safetensors folder (from its index when it has one)."""
+    files = shard_files(folder, "model.safetensors.index.json", "*.safetensors")
+    if not files:
+        raise MissingFilesError(f"{folder} has no *.safetensors weights; the streaming exporter reads safetensors "
+                                "(convert .bin checkpoints, or use --backend optimum)")
+    return files
+
+
+class SafetensorsReader:
+    """Tensors of a safetensors folder; each read maps only the rows asked for."""
+
+    def __init__(self, folder: Path) -> None:
+        self._where: dict[str, tuple[Path, dict, int]] = {}
+        for file in safetensors_files(folder):
+            header, data_start = read_safetensors_header(file)
+            for name, entry in header.items():
+                if entry["dtype"] not in _ST_DTYPES:
+                    raise CorruptWeightsError(f"{file.name}: tensor {name} has dtype {entry['dtype']}, which the "
+                                              "exporter does not read (bf16, f16, f32, f64 are read)")
+                self._where[name] = (file, entry, data_start)
+
+    def names(self) -> list[str]:
+        """Every tensor name."""
+        return list(self._where)
+
+    def has(self, name: str) -> bool:
+        """Whether the model has this tensor."""
+        return name in self._where
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The tensor's shape."""
+        return tuple(int(d) for d in self._entry(name)[1]["shape"])
+
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 as float32 (the file is mapped for these rows only, then unmapped)."""
+        file, entry, data_start = self._entry(name)
+        shape = [int(d) for d in entry["shape"]] or [1]
+        row_items = math.prod(shape[1:])
+        dtype = np.dtype(_ST_DTYPES[entry["dtype"]])
+        offset = data_start + int(entry["data_offsets"][0]) + start * row_items * dtype.itemsize
+        count = (stop - start) * row_items
+        if count == 0:
+            return np.zeros((0, *shape[1:]), np.float32)
+        mapped = np.memmap(file, dtype=dtype, mode="r", offset=offset, shape=(count,))
+        if entry["dtype"] == "BF16":  # the 16 bits are the top half of an f32: exact
+            out = (mapped.astype(np.uint32) << 16).view(np.float32)
+        else:
+            out = mapped.astype(np.float32)
+        del mapped
+        return out.reshape(stop - start, *shape[1:])
+
+    def _entry(self, name: str) -> tuple[Path, dict, int]:
+        try:
+            return self._where[name]
+        except KeyError:
+            raise MissingFilesError(f"the checkpoint has no tensor {name}; is it complete?") from None
+
+
+# llama.cpp's tensor names -> Hugging Face's
+_GGUF_GLOBAL = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
+                "output.weight": "lm_head.weight"}
+_GGUF_LAYER = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm", "attn_q": "self_attn.q_proj",
+               "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
+               "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm", "ffn_gate": "mlp.gate_proj",
+               "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+# llama.cpp's converter interleaves the rotary halves of q and k for these architectures; undone on read
+_GGUF_PERMUTED = ("llama", "mistral")
+
+
+def _field(reader, key: str, default=None):
+    entry = reader.fields.get(key)
+    return default if entry is None else entry.contents()
+
+
+class GGUFTensorReader:
+    """Tensors of a GGUF file under Hugging Face names, dequantized a block of rows at a time."""
+
+    def __init__(self, path: Path) -> None:
+        from gguf import GGUFReader
+
+        try:
+            self._reader = GGUFReader(str(path))
+            self.architecture = str(_field(self._reader, "general.architecture"))
+        except Exception as err:  # GGUFReader raises ValueError/struct.error/KeyError on bad files
+            raise CorruptWeightsError(f"{path.name} is not a readable GGUF file ({type(err).__name__}: {err}); "
+                                      "re-download it") from err
+        self._tensors = {}
+        for tensor in self._reader.tensors:
+            name = self._hf_name(tensor.name)
+            if name is not None:
+                self._tensors[name] = tensor
+        self.config = self._hf_config()
+
+    def _hf_name(self, name: str) -> str | None:
+        if name in _GGUF_GLOBAL:
+            return _GGUF_GLOBAL[name]
+        parts = name.split(".")
+        if len(parts) == 4 and parts[0] == "blk" and parts[2] in _GGUF_LAYER:
+            return f"model.layers.{parts[1]}.{_GGUF_LAYER[parts[2]]}.{parts[3]}"
+        return None if name == "rope_freqs.weight" else f"gguf.{name}"
+
+    def _hf_config(self) -> dict:
+        """config.json values from the GGUF metadata."""
+        arch, get = self.architecture, lambda key, default=None: _field(self._reader, f"{self.architecture}.{key}",
+                                                                        default)
+        scaling = get("rope.scaling.type")
+        if scaling not in (None, "none"):
+            raise UnsupportedArchitectureError(f"GGUF rope scaling {scaling!r} is not built by the streaming "
+                                               "exporter; use --backend optimum")
+        heads = int(get("attention.head_count"))
+        hidden = int(get("embedding_length"))
+        kv_heads = get("attention.head_count_kv", heads)
+        embed = self._tensors.get("model.embed_tokens.weight")
+        config = {"model_type": arch, "hidden_size": hidden, "num_hidden_layers": int(get("block_count")),
+                  "num_attention_heads": heads, "num_key_value_heads": int(np.max(kv_heads)),
+                  "intermediate_size": int(get("feed_forward_length")),
+                  "head_dim": int(get("attention.key_length", get("rope.dimension_count", hidden // heads))),
+                  "rms_norm_eps": float(get("attention.layer_norm_rms_epsilon", 1e-6)),
+                  "rope_theta": float(get("rope.freq_base", 10000.0)),
+                  "max_position_embeddings": int(get("context_length", 4096)),
+                  "vocab_size": int(get("vocab_size", 0) or (embed.shape[1] if embed is not None else 0)),
+                  "hidden_act": "silu", "tie_word_embeddings": "lm_head.weight" not in self._tensors}
+        freqs = next((t for t in self._reader.tensors if t.name == "rope_freqs.weight"), None)
+        if freqs is not None:  # llama 3.1 scaling, stored by llama.cpp as per-pair divisors
+            config["rope_freq_divisors"] = [float(v) for v in np.asarray(freqs.data, dtype=np.float64)]
+        return config
+
+    def names(self) -> list[str]:
+        """Every tensor name."""
+        return list(self._tensors)
+
+    def has(self, name: str) -> bool:
+        """Whether the model has this tensor."""
+        return name in self._tensors
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The tensor's shape in Hugging Face order (rows first)."""
+        return tuple(int(d) for d in reversed(self._tensor(name).shape.tolist()))
+
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop-1 as float32; q and k rows come back in Hugging Face's rotary layout."""
+        tensor = self._tensor(name)
+        head_dim = int(self.config["head_dim"])
+        permuted = self.architecture in _GGUF_PERMUTED and name.endswith(("q_proj.weight", "k_proj.weight"))
+        if not permuted:
+            return self._dequantized(tensor, start, stop)
+        first, last = start // head_dim * head_dim, -(-stop // head_dim) * head_dim
+        block = self._dequantized(tensor, first, last)
+        heads = block.shape[0] // head_dim
+        block = block.reshape(heads, head_dim // 2, 2, -1).swapaxes(1, 2).reshape(heads * head_dim, -1)
+        return np.ascontiguousarray(block[start - first:stop - first])
+
+    def _dequantized(self, tensor, start: int, stop: int) -> np.ndarray:
+        from gguf import GGMLQuantizationType
+        from gguf.quants import dequantize
+
+        data = tensor.data
+        if data.ndim == 1:
+            return np.asarray(data[start:stop], dtype=np.float32)
+        kind = tensor.tensor_type
+        if kind in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
+            return np.asarray(data[start:stop], dtype=np.float32)
+        if kind == GGMLQuantizationType.BF16:
+            return (np.asarray(data[start:stop]).view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+        try:
+            return np.asarray(dequantize(data[start:stop], kind), dtype=np.float32)
+        except NotImplementedError as err:
+            raise UnsupportedArchitectureError(f"GGUF tensor type {kind.name} cannot be dequantized by the gguf "
+                                               "package; use a GGUF with another quantization") from err
+
+    def _tensor(self, name: str):
+        try:
+            return self._tensors[name]
+        except KeyError:
+            raise MissingFilesError(f"the GGUF file has no tensor for {name}; is it complete?") from None
+
+
+def open_reader(path: Path) -> SafetensorsReader | GGUFTensorReader:
+    """The reader for a model folder or a .gguf file."""
+    return GGUFTensorReader(path) if path.is_file() else SafetensorsReader(path)
