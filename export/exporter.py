@@ -177,7 +177,6 @@ def _prepare(source: Source, request: ExportRequest, work: Path, log: Log):
     return source.path, facts, lambda: _hf_reference(source.path, params, request.trust_remote_code)
 
 
-BACKENDS = ("streaming", "optimum")
 _NEEDS_OPTIMUM = "; use --backend optimum (needs pip install 'cpmdesk[export]')"
 
 

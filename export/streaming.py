@@ -55,11 +55,6 @@ class StreamingModel:
         """Every decoder-layer matmul weight, in build order."""
         return [f"model.layers.{i}.{part}.weight" for i in range(self.spec.layers) for part in _LINEAR]
 
-    def parameter_count(self) -> int:
-        """Parameters of the checkpoint as stored (a tied head counted once)."""
-        names = [n for n in self.reader.names() if not n.startswith("gguf.")]
-        return sum(int(np.prod(self.reader.shape(n))) for n in names)
-
 
 def open_model(path: Path, model_type: str, work: Path) -> StreamingModel:
     """Open a safetensors folder (`model_type` from its config) or a GGUF file for streaming."""

@@ -39,11 +39,6 @@ def read_tensor(reader: TensorReader, name: str) -> np.ndarray:
     return reader.rows(name, 0, shape[0]).reshape(shape)
 
 
-def parameter_count(reader: TensorReader, names: list[str]) -> int:
-    """How many numbers the named tensors hold."""
-    return sum(math.prod(reader.shape(name)) for name in names)
-
-
 def read_safetensors_header(file: Path) -> tuple[dict, int]:
     """(header without __metadata__, offset of the data section); raises CorruptWeightsError when mangled."""
     size = file.stat().st_size
