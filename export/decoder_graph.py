@@ -144,7 +144,7 @@ def _attention(spec: DecoderSpec, inputs: _Inputs, x, weights: LayerWeights, pre
         joined = ops.concat([past, new], 2)
         assigns.append(ops6.assign(joined, variable))
         present.append(joined)
-        mask = inputs.attention_mask_for(past)
+    mask = inputs.attention_mask_for(past)  # built once, for the first layer; shared by all
     repeat = spec.heads // spec.kv_heads
 
     def expand(t):

@@ -16,9 +16,10 @@ from pathlib import Path
 from export.draft import DraftRequest, export_draft, resolve_draft
 from export.errors import ExportError, OutputExistsError, ValidationFailedError
 from export.manifest import folder_sizes, tool_versions, write_manifest
-from export.preflight import check_disk, estimate_export_bytes, inspect_folder, inspect_gguf
+from export.preflight import ModelFacts, check_disk, estimate_export_bytes, inspect_folder, inspect_gguf
 from export.settings import AGREEMENT_THRESHOLDS, Quantization
 from export.source import Source, resolve_source
+from export.tensor_reader import safetensors_files
 
 Log = Callable[[str], None]
 _SMALL_MODEL = 3_000_000_000  # below this many parameters work copies and references use fp32
@@ -151,19 +152,13 @@ def _prepare(source: Source, request: ExportRequest, work: Path, log: Log):
     work_bytes = _work_copy_bytes(params) if route == "minicpm-fold" else 0
     check_disk(work.parent, estimate_export_bytes(params, model.embedding_params, request.quant.weight_format,
                                                   work_bytes))
-    facts = {"model_type": model.route.model_type, "route": route, "param_count": params,
-             "config": {k: model.config.get(k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                                                         "num_key_value_heads", "vocab_size",
-                                                         "max_position_embeddings") if k in model.config}}
+    facts = _folder_facts(model)
     log(f"      {model.route.model_type} ({route}), {params / 1e6:.0f}M parameters")
     if route == "minicpm-fold":
         import torch
 
         from export.minicpm import fold_to_llama
 
-        facts["attention"] = "dense"
-        if model.config.get("sparse_config"):
-            facts["sparse_config"] = model.config["sparse_config"]
         dtype = getattr(torch, _work_dtype(params))
         log("      folding MiniCPM's muP scales into a Llama-format checkpoint")
         fold_to_llama(source.path, work, dtype)
@@ -198,21 +193,25 @@ def _inspect_streaming(source: Source, request: ExportRequest, staging: Path, lo
     if model.route.kind == "remote-code" or model_type not in STREAMING_TYPES:
         raise ExportError(f"The streaming exporter builds {', '.join(STREAMING_TYPES)}, not {model_type!r}"
                           + _NEEDS_OPTIMUM)
-    if not list(source.path.glob("*.safetensors")):
-        raise ExportError(f"{source.path} has no .safetensors weights; the streaming exporter reads safetensors"
-                          + _NEEDS_OPTIMUM)
+    safetensors_files(source.path)  # the reader's own check: .bin-only checkpoints are refused here, before work
     check_disk(staging, estimate_export_bytes(model.param_count, model.embedding_params, quant.weight_format, 0,
                                               streaming=True))
-    facts = {"model_type": model_type, "route": model.route.kind, "param_count": model.param_count,
-             "config": {k: model.config.get(k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                                                         "num_key_value_heads", "vocab_size",
-                                                         "max_position_embeddings") if k in model.config}}
-    if model_type == "minicpm":
-        facts["attention"] = "dense"
-        if model.config.get("sparse_config"):
-            facts["sparse_config"] = model.config["sparse_config"]
     log(f"      {model_type}, {model.param_count / 1e6:.0f}M parameters")
-    return facts, model_type
+    return _folder_facts(model), model_type
+
+
+def _folder_facts(model: ModelFacts) -> dict:
+    """The manifest's `architecture` entry of a Hugging Face folder (both backends)."""
+    config = model.config
+    facts = {"model_type": model.route.model_type, "route": model.route.kind, "param_count": model.param_count,
+             "config": {k: config.get(k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads",
+                                                   "num_key_value_heads", "vocab_size", "max_position_embeddings")
+                        if k in config}}
+    if model.route.kind == "minicpm-fold":
+        facts["attention"] = "dense"
+        if config.get("sparse_config"):
+            facts["sparse_config"] = config["sparse_config"]
+    return facts
 
 
 def _validate_streaming(ir_dir: Path, model, weight_format: str):

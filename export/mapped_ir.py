@@ -8,6 +8,7 @@ repacked copy (and what is read again from the page cache, such as embedding row
 
 from __future__ import annotations
 
+import logging
 import mmap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from export.weight_compression import PageReleaser
+
+_log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -37,6 +40,4 @@ def compiled_ir(core, xml: Path, device: str = "CPU", properties: dict | None = 
         try:
             mapping.close()
         except BufferError:  # the caller kept the compiled model: the mapping lives as long as it does
-            import logging
-
-            logging.getLogger(__name__).warning("%s stays mapped: its compiled model is still referenced", xml)
+            _log.warning("%s stays mapped: its compiled model is still referenced", xml)

@@ -12,7 +12,7 @@ import numpy as np
 
 from export.model_spec import DecoderSpec
 from export.tensor_reader import TensorReader, read_tensor
-from export.weight_compression import row_chunks
+from export.weight_compression import transformed_chunks
 
 
 def _rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
@@ -38,10 +38,10 @@ class NumpyReference:
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
         """x @ W.T (+ bias), W read a chunk of rows at a time."""
-        rows, columns = self.reader.shape(name)
-        out = np.empty((x.shape[0], rows), np.float32)
-        for start, stop in row_chunks(rows, columns):
-            out[:, start:stop] = x @ self.reader.rows(name, start, stop).T
+        shape = self.reader.shape(name)
+        out = np.empty((x.shape[0], shape[0]), np.float32)
+        for start, stop, rows in transformed_chunks(lambda a, b: self.reader.rows(name, a, b), shape):
+            out[:, start:stop] = x @ rows.T
         bias = name.replace(".weight", ".bias")
         if self.reader.has(bias):
             out += read_tensor(self.reader, bias)

@@ -44,10 +44,9 @@ _COPIED_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tok
 
 @dataclass
 class StreamingModel:
-    """A source opened for streaming: its reader, config and the decoder it describes."""
+    """A source opened for streaming: its reader and the decoder it describes."""
 
     reader: TensorReader
-    config: dict
     spec: DecoderSpec
     tokenizer_dir: Path  # Hugging Face tokenizer files (the folder itself, or rebuilt from a GGUF)
 
@@ -72,7 +71,7 @@ def open_model(path: Path, model_type: str, work: Path) -> StreamingModel:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         tokenizer_dir = path
     spec = decoder_spec(config, model_type, tied=not reader.has(HEAD))
-    return StreamingModel(reader, config, spec, tokenizer_dir)
+    return StreamingModel(reader, spec, tokenizer_dir)
 
 
 @dataclass

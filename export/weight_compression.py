@@ -66,6 +66,14 @@ def row_chunks(rows: int, columns: int) -> Iterator[tuple[int, int]]:
         yield start, min(rows, start + step)
 
 
+def transformed_chunks(read_rows: Callable[[int, int], np.ndarray], shape: tuple[int, int],
+                       transform: Transform | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, stop, rows start..stop-1 as f32, `transform` applied) over a weight, chunk by chunk."""
+    for start, stop in row_chunks(*shape):
+        chunk = read_rows(start, stop)
+        yield start, stop, transform(chunk, start) if transform else chunk
+
+
 class PageReleaser:
     """Keeps mapped pages from piling up in memory: drops them from this process's mappings every `period`.
 
@@ -231,9 +239,8 @@ def compress(read_rows: Callable[[int, int], np.ndarray], shape: tuple[int, int]
     rows, columns = shape
     if fmt.mode in ("fp32", "fp16"):
         target = store.allocate(np.dtype(np.float32 if fmt.mode == "fp32" else np.float16), shape)
-        for start, stop in row_chunks(rows, columns):
-            chunk = read_rows(start, stop)
-            target[start:stop] = transform(chunk, start) if transform else chunk
+        for start, stop, chunk in transformed_chunks(read_rows, shape, transform):
+            target[start:stop] = chunk
         constant = store.constant(target.reshape(shape_out) if shape_out else target, name=name)
         return constant if fmt.mode == "fp32" else _marked_f16_convert(constant)
 
@@ -245,9 +252,8 @@ def compress(read_rows: Callable[[int, int], np.ndarray], shape: tuple[int, int]
                             (rows * columns // 2,) if four_bit else code_shape)
     scales = np.empty((rows, groups, 1) if fmt.group_size > 0 else (rows, 1), np.float32)
     zero_points = None if fmt.symmetric else np.empty(scales.shape, np.uint8)
-    for start, stop in row_chunks(rows, columns):
-        chunk = read_rows(start, stop)
-        codes, scale, zero_point = _nncf_quantize(transform(chunk, start) if transform else chunk, fmt)
+    for start, stop, chunk in transformed_chunks(read_rows, shape, transform):
+        codes, scale, zero_point = _nncf_quantize(chunk, fmt)
         if four_bit:
             target[start * columns // 2:stop * columns // 2] = pack_nibbles(codes)
         else:
@@ -280,13 +286,8 @@ def int8_error(read_rows: Callable[[int, int], np.ndarray], shape: tuple[int, in
     from nncf.quantization.algorithms.weight_compression.weight_lowering import get_integer_quantization_error
     from nncf.tensor import Tensor
 
-    worst = 0.0
-    for start, stop in row_chunks(*shape):
-        chunk = read_rows(start, stop)
-        chunk = transform(chunk, start) if transform else chunk
-        worst = max(worst, get_integer_quantization_error(Tensor(chunk), (1,), WeightCompressionConfig(),
-                                                          reduction="max_mean"))
-    return worst
+    return max(get_integer_quantization_error(Tensor(chunk), (1,), WeightCompressionConfig(), reduction="max_mean")
+               for _, _, chunk in transformed_chunks(read_rows, shape, transform))
 
 
 def column_mean_abs(read_rows: Callable[[int, int], np.ndarray], shape: tuple[int, int],
@@ -294,8 +295,7 @@ def column_mean_abs(read_rows: Callable[[int, int], np.ndarray], shape: tuple[in
     """mean over rows of |W| for every column (data-free AWQ's statistic), summed row after row in f32 as
     NumPy's mean over axis 0 sums, so the scales come out bit for bit as NNCF's."""
     total = np.zeros(shape[1], np.float32)
-    for start, stop in row_chunks(*shape):
-        chunk = read_rows(start, stop)
-        for row in np.abs(transform(chunk, start) if transform else chunk):
+    for _, _, chunk in transformed_chunks(read_rows, shape, transform):
+        for row in np.abs(chunk):
             total += row
     return total / np.float32(shape[0])

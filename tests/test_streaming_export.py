@@ -68,11 +68,11 @@ def _assert_same_greedy_tokens(ours: Path, theirs: Path, properties: dict) -> No
     import openvino as ov
     import openvino_genai as og
 
-    tokenizer = og.Tokenizer(str(theirs))
-    compiled = ov.Core().compile_model(theirs / "openvino_model.xml", "CPU", EXACT_F32)
     for prompt, a, b in zip(GENERATION_PROMPTS, _greedy(ours, properties), _greedy(theirs, properties), strict=True):
         if a == b:
             continue
+        tokenizer = og.Tokenizer(str(theirs))
+        compiled = ov.Core().compile_model(theirs / "openvino_model.xml", "CPU", EXACT_F32)
         first = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
         prefix = [int(i) for i in tokenizer.encode(prompt, add_special_tokens=False).input_ids.data[0]] + b[:first]
         logits = ir_logits(compiled, prefix)[-1]
