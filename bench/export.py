@@ -7,9 +7,9 @@ Models (random bf16 weights written by this script; no weights can be had offlin
 
 Each export runs `python -m export SRC OUT` in its own process, so the peak RSS (`ru_maxrss` from wait4,
 file-backed pages included) is that export's alone; /proc sampling adds the peak anonymous and file-backed parts.
-Prints one JSON line per export, then for 8B-shaped runs one `export-8b` line per backend (optimum at more layers
-than measured is extrapolated linearly from two depths), and for 0.5B-shaped runs an `export-summary` line with
-the streaming/optimum speed ratio.
+Prints one JSON line per export, then for 8B-shaped runs one `export-8b` line per backend (at `--extrapolate`
+layers when given: a straight line through the shallowest and deepest depths run, when that depth was not
+run), and for 0.5B-shaped runs an `export-summary` line with the streaming/optimum speed ratio.
 
     .venv/bin/python bench/export.py --shape 0.5b --backends streaming,optimum --formats int4,fp16
     .venv/bin/python bench/export.py --shape 8b --layers 8,16,32 --backends streaming
@@ -95,7 +95,7 @@ def _extrapolate(rows: list[dict], layers: int) -> dict | None:
         return r0[key] + (r1[key] - r0[key]) * (layers - l0) / (l1 - l0)
 
     return {"layers": layers, "params": round(at("params")), "peak_rss_gib": round(at("peak_rss_gib"), 2),
-            "wall_s": round(at("wall_s"), 1), "extrapolated_from": [l0, l1]}
+            "wall_s": round(at("wall_s"), 1)}
 
 
 def main() -> int:
