@@ -17,6 +17,8 @@ import numpy as np
 
 from export.model_spec import DecoderSpec
 
+LAYER_OUTPUT = "model.layers.{}.output"  # the residual stream after layer i: where validation cuts the IR
+
 
 class LayerWeights(Protocol):
     """Where the builder gets each weight as a graph output (f32)."""
@@ -189,6 +191,7 @@ def build_decoder(spec: DecoderSpec, weights: LayerWeights, on_layer: Callable[[
         h = ops.add(h, _attention(spec, inputs, x, weights, prefix + "self_attn.", layer, assigns))
         x = rms_norm(h, weights.vector(prefix + "post_attention_layernorm.weight"), spec.eps)
         h = ops.add(h, _mlp(x, weights, prefix + "mlp."))
+        h.set_friendly_name(LAYER_OUTPUT.format(layer))
         if on_layer is not None:
             on_layer(layer)
     h = rms_norm(h, weights.vector("model.norm.weight"), spec.eps)

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import logging
 import mmap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from export.weight_compression import PageReleaser
+from export.constant_store import PageReleaser
 
 _log = logging.getLogger(__name__)
 
 
 @contextmanager
-def compiled_ir(core, xml: Path, device: str = "CPU", properties: dict | None = None) -> Iterator[object]:
-    """The compiled model of `xml`; use it inside the `with` block (the mapping ends with it)."""
+def compiled_ir(core, xml: Path, device: str = "CPU", properties: dict | None = None,
+                edit: Callable[[object], object] | None = None) -> Iterator[object]:
+    """The compiled model of `xml` (or of `edit(model)`); use it inside the `with` block (the mapping ends
+    with it)."""
     import openvino as ov
 
     with xml.with_suffix(".bin").open("rb") as handle:
@@ -32,6 +34,8 @@ def compiled_ir(core, xml: Path, device: str = "CPU", properties: dict | None = 
         with PageReleaser(mapping):
             weights = ov.Tensor(np.frombuffer(mapping, np.uint8), shared_memory=True)
             model = core.read_model(xml.read_text(encoding="utf-8"), weights)
+            if edit is not None:
+                model = edit(model)
             compiled = core.compile_model(model, device, properties or {})
             del model, weights
             yield compiled

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from export.constant_store import ConstantStore, PageReleaser
 from export.errors import ExportError
 from export.model_spec import DecoderSpec, decoder_spec
 from export.settings import Quantization
 from export.tensor_reader import GGUFTensorReader, TensorReader, open_reader, read_tensor
 from export.weight_compression import (
-    ConstantStore,
-    PageReleaser,
     StoredFormat,
     Transform,
     adjusted_group,
@@ -211,7 +210,6 @@ def runtime_options(quant: Quantization) -> dict[str, str]:
 
 def build_ir(model: StreamingModel, out: Path, quant: Quantization, scratch: Path, log: Log) -> None:
     """Write openvino_model.xml/.bin for `model` into `out`, one layer at a time."""
-    import openvino as ov
     import psutil
 
     from export.decoder_graph import build_decoder
@@ -235,7 +233,7 @@ def build_ir(model: StreamingModel, out: Path, quant: Quantization, scratch: Pat
             graph.set_rt_info("cpmdesk-streaming", ["cpmdesk", "exporter"])
             out.mkdir(parents=True, exist_ok=True)
             log("      saving the IR")
-            ov.save_model(graph, out / "openvino_model.xml", compress_to_fp16=False)
+            store.save_ir(graph, out / "openvino_model.xml")
             del graph, weights
     except OSError as err:
         raise ExportError(f"Writing the IR failed ({err.strerror or err}); check free disk space at {out.parent}") \

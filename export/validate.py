@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.mapped_ir import compiled_ir
+from export.layer_ranges import prefill, ranged_logits
 from export.settings import TOP5_THRESHOLD
 
 # Fixed prompts: English prose, a chat turn, code, Chinese, numbers. Every position of each is compared.
@@ -34,6 +34,7 @@ class ValidationResult:
     threshold: float
     tokenizer_match: bool
     passed: bool
+    layer_ranges: int = 1  # the IR was run this many slices of layers at a time (large models)
 
     def describe(self) -> dict:
         """The manifest's `validation` entry."""
@@ -42,16 +43,7 @@ class ValidationResult:
 
 def ir_logits(compiled, ids: list[int]) -> np.ndarray:
     """Logits [N, vocab] of the stateful IR for one prompt, prefilled in one request."""
-    request = compiled.create_infer_request()
-    length = len(ids)
-    inputs = {"input_ids": np.array([ids], dtype=np.int64),
-              "attention_mask": np.ones((1, length), dtype=np.int64),
-              "position_ids": np.arange(length, dtype=np.int64)[None, :],
-              "beam_idx": np.zeros((1,), dtype=np.int32)}
-    names = {port.get_any_name() for port in compiled.inputs}
-    request.reset_state()
-    request.infer({k: v for k, v in inputs.items() if k in names})
-    return np.array(request.get_tensor("logits").data[0], dtype=np.float32)
+    return prefill(compiled, ids)[0]
 
 
 def ov_tokenize(compiled_tokenizer, text: str) -> list[int]:
@@ -66,7 +58,7 @@ def validate_ir(ir_dir: Path, hf_tokenizer, reference: Reference, threshold: flo
     """Compare the IR with `reference` on the fixed prompts.
 
     The reference runs first and its logits are kept, so the source model and the compiled IR are never in
-    memory together.
+    memory together; a large IR runs a range of layers at a time (export/layer_ranges.py).
     """
     import openvino as ov
     import openvino_tokenizers  # noqa: F401 - registers the tokenizer ops
@@ -78,9 +70,7 @@ def validate_ir(ir_dir: Path, hf_tokenizer, reference: Reference, threshold: flo
     tokenizer_match = all(ov_tokenize(tokenizer, text) == ids for text, ids in zip(PROMPTS, prompts, strict=True))
     del tokenizer
     agree, in_top5, total, max_diff = 0, 0, 0, 0.0
-    with compiled_ir(core, ir_dir / "openvino_model.xml") as compiled:
-        got_all = [ir_logits(compiled, ids) for ids in prompts]
-        del compiled  # the weights' mapping ends with the block
+    got_all, ranges = ranged_logits(core, ir_dir / "openvino_model.xml", prompts)
     for ids, want, got in zip(prompts, wanted, got_all, strict=True):
         choice = got.argmax(-1)
         agree += int((choice == want.argmax(-1)).sum())
@@ -91,7 +81,7 @@ def validate_ir(ir_dir: Path, hf_tokenizer, reference: Reference, threshold: flo
     agreement, containment = agree / total, in_top5 / total
     passed = agreement >= threshold and containment >= TOP5_THRESHOLD and tokenizer_match
     return ValidationResult(len(PROMPTS), total, round(agreement, 4), round(containment, 4), round(max_diff, 4),
-                            threshold, tokenizer_match, passed)
+                            threshold, tokenizer_match, passed, ranges)
 
 
 def torch_reference(model) -> Reference:

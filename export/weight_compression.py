@@ -14,20 +14,18 @@ does not divide a layer's width adjusted to the largest power of two that does (
 from __future__ import annotations
 
 import logging
-import mmap
 import os
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from export.constant_store import ConstantStore
 
 _log = logging.getLogger(__name__)
 CHUNK_BYTES = 16 << 20  # f32 bytes of one chunk of rows: bounds the quantizer's working memory
 MIN_ADJUSTED_GROUP = 32  # NNCF's min_adjusted_group_size
-_ALIGN = 64
 
 Transform = Callable[[np.ndarray, int], np.ndarray]  # (rows chunk, first row index) -> transformed chunk
 
@@ -72,100 +70,6 @@ def transformed_chunks(read_rows: Callable[[int, int], np.ndarray], shape: tuple
     for start, stop in row_chunks(*shape):
         chunk = read_rows(start, stop)
         yield start, stop, transform(chunk, start) if transform else chunk
-
-
-class PageReleaser:
-    """Keeps mapped pages from piling up in memory: drops them from this process's mappings every `period`.
-
-    Weights mapped from a file (the scratch file, the IR's .bin) stay resident once touched, and count as
-    this process's memory, though the page cache holds them anyway. `MADV_DONTNEED` unmaps them: a later
-    access reads them again from the page cache, so nothing is lost and memory stays at what is in use.
-    """
-
-    def __init__(self, mapping: mmap.mmap, period: float = 0.05) -> None:
-        self._mapping, self._period = mapping, period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="page-releaser", daemon=True)
-
-    def release(self) -> None:
-        """Drop every page of the mapping now (no-op where the platform has no madvise)."""
-        if hasattr(self._mapping, "madvise") and not self._mapping.closed:
-            self._mapping.madvise(mmap.MADV_DONTNEED)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._period):
-            self.release()
-
-    def __enter__(self) -> PageReleaser:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.release()
-
-
-class ConstantStore:
-    """A scratch file holding every constant of the graph being built, mapped once.
-
-    The file is sized to an upper bound up front (sparse: only written pages take disk) and mapped shared;
-    each constant is a NumPy view of the mapping, which the graph's Constant shares (no copy in memory), and
-    `ov.save_model` reads them from the file. A PageReleaser over `mapping` keeps the touched pages from
-    counting as the process's memory.
-    """
-
-    def __init__(self, path: Path, capacity: int) -> None:
-        self.path = path
-        self._file = path.open("w+b")
-        os.ftruncate(self._file.fileno(), max(capacity, _ALIGN))
-        self.mapping = mmap.mmap(self._file.fileno(), 0)
-        self._buffer = np.frombuffer(self.mapping, np.uint8)
-        self._size = 0
-
-    def allocate(self, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
-        """A writable array of `shape` in the file."""
-        dtype = np.dtype(dtype)
-        nbytes = max(1, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
-        offset = -(-self._size // _ALIGN) * _ALIGN
-        if offset + nbytes > self._buffer.size:
-            raise OSError(f"the scratch file's estimate ({self._buffer.size} bytes) was too small")
-        self._size = offset + nbytes
-        return self._buffer[offset:offset + nbytes].view(dtype).reshape(shape)
-
-    @staticmethod
-    def constant(array: np.ndarray, element_type=None, element_shape: tuple[int, ...] | None = None, name: str = ""):
-        """An OpenVINO Constant sharing `array`'s bytes (element_type/shape for packed 4-bit codes)."""
-        import openvino as ov
-
-        if element_type is None:
-            node = ov.op.Constant(array, shared_memory=True)
-        else:
-            node = ov.op.Constant(ov.Tensor(array, ov.Shape(list(element_shape)), element_type), shared_memory=True)
-        if name:
-            node.set_friendly_name(name)
-        return node
-
-    def store(self, array: np.ndarray, name: str = "", element_type=None, element_shape: tuple[int, ...] | None = None):
-        """A Constant holding a copy of a (small) array."""
-        target = self.allocate(array.dtype, array.shape)
-        target[...] = array
-        return self.constant(target, element_type, element_shape, name)
-
-    @property
-    def used(self) -> int:
-        """Bytes written so far."""
-        return self._size
-
-    def close(self) -> None:
-        """Unmap and delete the file (after the model was saved and every Constant dropped)."""
-        del self._buffer
-        try:
-            self.mapping.close()
-        except BufferError:  # a Constant still shares the mapping: it is unmapped when the process ends
-            _log.warning("the scratch mapping of %s is still shared; it stays mapped until exit", self.path)
-        self._file.close()
-        self.path.unlink(missing_ok=True)
 
 
 def pack_nibbles(codes: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ export must also run in a process where importing torch fails.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import subprocess
 import sys
@@ -214,3 +215,57 @@ def test_sharded_bf16_checkpoint_exports(tmp_path) -> None:
     manifest = run_export(ExportRequest(str(tmp_path / "src"), tmp_path / "out", Quantization(weight_format="int8"),
                                         sparse_attention=False))
     assert manifest["validation"]["passed"] and manifest["architecture"]["param_count"] == params
+
+
+def test_large_irs_are_validated_a_range_of_layers_at_a_time(tiny_minicpm, exported) -> None:
+    """Cutting the saved IR at each layer's named output and running the slices one after another gives the
+    logits of the whole IR (validation of a large model never compiles all of it at once)."""
+    import openvino as ov
+    from transformers import AutoTokenizer
+
+    from export.layer_ranges import layer_count, layer_ranges, ranged_logits
+
+    folder = exported(tiny_minicpm, "int4")
+    xml = folder / "openvino_model.xml"
+    layers = json.loads((folder / "config.json").read_text())["num_hidden_layers"]
+    assert layer_count(xml) == layers >= 2
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    prompts = [list(tokenizer(prompt)["input_ids"]) for prompt in PROMPTS]
+    whole, one = ranged_logits(ov.Core(), xml, prompts, properties=EXACT_F32)
+    sliced, count = ranged_logits(ov.Core(), xml, prompts, budget=1, properties=EXACT_F32)
+    assert (one, count) == (1, layers)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(whole, sliced, strict=True)) < 1e-5
+    assert [(len(ids), 73448) for ids in prompts] == [w.shape for w in whole]
+    # the plan the exporter uses for an 8B-shaped IR (4.5 GB, 32 layers): contiguous slices of ~1 GiB
+    plan = layer_ranges(32, 4_540_000_000)
+    assert plan[0][0] == 0 and plan[-1][1] == 32 and all(a[1] == b[0] for a, b in itertools.pairwise(plan))
+    assert len(plan) == 5
+
+
+def test_placeholder_save_writes_every_constant_s_own_bytes(tmp_path) -> None:
+    """The graph's large constants are placeholders that read as zeros; save_ir still writes the real bytes,
+    each constant at its own place even when two hold equal values, small constants included."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    from export.constant_store import ConstantStore
+
+    rng = np.random.default_rng(0)
+    wanted = {"a": rng.standard_normal((64, 32)).astype(np.float32), "tiny": np.array([3.0, 4.0], np.float32)}
+    wanted["b"] = wanted["a"].copy()  # equal values: must still get (and keep) their own bytes
+    store = ConstantStore(tmp_path / "scratch", 1 << 20)
+    x = ops.parameter([1, 32], ov.Type.f32, name="x")
+    outputs = []
+    for name, array in wanted.items():
+        node = store.store(array, name)
+        if name != "tiny":
+            assert not np.array_equal(node.get_data(), array)  # a placeholder, not the weights
+        outputs.append(ops.result(ops.matmul(x, node, False, True) if array.ndim == 2 else node))
+    graph = ov.Model(outputs, [x], "placeholders")
+    store.save_ir(graph, tmp_path / "m.xml")
+    del graph, node, outputs
+    store.close()
+    saved = {node.get_friendly_name(): node.get_data() for node in ov.Core().read_model(tmp_path / "m.xml").get_ops()
+             if node.get_type_name() == "Constant"}
+    for name, array in wanted.items():
+        assert np.array_equal(saved[name], array), name
