@@ -126,7 +126,6 @@ def download_model(hub_id: str, *, folder: Path | None = None, revision: str | N
         raise NotEnoughDiskError(
             f"Not enough disk space to download {hub_id}: it needs about {needed / _GIB:.2f} GiB (download and "
             f"conversion) and {free / _GIB:.2f} GiB is free in {folder.parent}; free some space first")
-    _use_plain_http()
     tracker = _Tracker(plan.total_bytes, complete, on_progress, cancel)
     try:
         for remote in plan.files:
@@ -159,11 +158,27 @@ def remove_download(hub_id: str) -> bool:
 
 
 def _fetch(plan: DownloadPlan, remote: RemoteFile, tracker: _Tracker, endpoint: str | None) -> None:
-    from huggingface_hub import hf_hub_download
+    """One file, resumed from its partial file. huggingface_hub's own local_dir download writes to a new uniquely
+    named temporary file on every call (1.x) and so never resumes; its ranged GET (http_get) does, given the
+    bytes already on disk."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers
 
-    plan.folder.mkdir(parents=True, exist_ok=True)
-    hf_hub_download(plan.hub_id, remote.name, revision=plan.commit, local_dir=plan.folder, endpoint=endpoint,
-                    tqdm_class=tracker.bar)
+    target = plan.folder / remote.name
+    if _is_complete(plan.folder, remote):
+        return
+    url = hf_hub_url(plan.hub_id, remote.name, revision=plan.commit, endpoint=endpoint)
+    meta = get_hf_file_metadata(url)
+    partial = _partial_dir(plan.folder) / f"{remote.name}.{meta.etag}.incomplete"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    with partial.open("ab") as handle:
+        resume = handle.tell()
+        tracker.file_bytes += resume
+        http_get(meta.location or url, handle, resume_size=resume, headers=build_hf_headers(),
+                 expected_size=meta.size, tqdm_class=tracker.bar)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial.replace(target)
 
 
 def _mapped(err: Exception, hub_id: str, revision: str | None) -> Exception:
@@ -181,18 +196,14 @@ def _is_complete(folder: Path, remote: RemoteFile) -> bool:
     return local.is_file() and local.stat().st_size == remote.size
 
 
+def _partial_dir(folder: Path) -> Path:
+    return folder / ".cache" / "cpmdesk-download"
+
+
 def _partial_files(folder: Path) -> list[Path]:
-    """The `.incomplete` files huggingface_hub keeps in a local_dir download."""
-    partial = folder / ".cache" / "huggingface" / "download"
+    """The partial files of an interrupted download of `folder` (the next call resumes them)."""
+    partial = _partial_dir(folder)
     return list(partial.rglob("*.incomplete")) if partial.is_dir() else []
-
-
-def _use_plain_http() -> None:
-    """Download over plain HTTP, not Xet storage: its `.incomplete` files in the folder are what a new call
-    resumes and what cancel removes, and its per-chunk progress is what makes cancel immediate."""
-    from huggingface_hub import constants
-
-    constants.HF_HUB_DISABLE_XET = True
 
 
 class _Tracker:
@@ -217,9 +228,9 @@ class _Tracker:
         self.file_bytes = 0
         self.report()
 
-    def bar(self, *_args, **kwargs) -> _Bar:
-        """What huggingface_hub calls in place of tqdm for each file it transfers."""
-        return _Bar(self, int(kwargs.get("initial") or 0))
+    def bar(self, *_args, **_kwargs) -> _Bar:
+        """What huggingface_hub's http_get calls in place of tqdm (the resumed part is counted by _fetch)."""
+        return _Bar(self)
 
     def add(self, n: int) -> None:
         if self.cancel.is_set():
@@ -244,11 +255,10 @@ class _Tracker:
 
 
 class _Bar:
-    """The tqdm stand-in for one file: `initial` is the resumed part already on disk."""
+    """The tqdm stand-in for one file."""
 
-    def __init__(self, tracker: _Tracker, initial: int) -> None:
+    def __init__(self, tracker: _Tracker) -> None:
         self.tracker = tracker
-        tracker.file_bytes += initial
 
     def __enter__(self) -> _Bar:
         return self
