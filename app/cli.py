@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.docs.cli import add_docs_parser
 
     add_docs_parser(sub)
+    from app.models.cli import add_models_parser
+
+    add_models_parser(sub)
     return parser
 
 
@@ -190,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
             from app.docs.cli import run_docs
 
             return run_docs(args)
+        if args.command == "models":
+            from app.models.cli import run_models
+
+            return run_models(args)
         if args.command == "prepare":
             print(_model_folder(None))
             return 0

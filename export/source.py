@@ -56,6 +56,22 @@ def resolve_source(spec: str, revision: str | None = None, cache_dir: Path | Non
 def download_from_hub(repo_id: str, revision: str | None, cache_dir: Path | None) -> tuple[Path, str | None]:
     """Download (or reuse the cached copy of) a hub repo; resumable, with progress bars."""
     from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
+                                        allow_patterns=_HUB_PATTERNS))
+    except Exception as err:
+        mapped = hub_error(err, repo_id, revision)
+        if mapped is None:
+            raise
+        raise mapped from err
+    commit = folder.name if folder.parent.name == "snapshots" else None
+    return folder, commit
+
+
+def hub_error(err: Exception, repo_id: str, revision: str | None = None) -> ExportError | None:
+    """The one-line ExportError for a huggingface_hub failure (gated, not found, offline), or None when `err` is
+    not one of those; shared by cpmdesk-export and the app's model downloads (app/models/download.py)."""
     from huggingface_hub.errors import (
         GatedRepoError,
         LocalEntryNotFoundError,
@@ -63,28 +79,22 @@ def download_from_hub(repo_id: str, revision: str | None, cache_dir: Path | None
         RevisionNotFoundError,
     )
 
-    try:
-        folder = Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
-                                        allow_patterns=_HUB_PATTERNS))
-    except GatedRepoError as err:
-        raise ExportError(f"{repo_id} is gated on the Hugging Face Hub; accept its licence there, log in with "
-                          "`hf auth login`, or pass a local folder") from err
-    except RepositoryNotFoundError as err:
-        raise ExportError(f"{repo_id} was not found on the Hugging Face Hub; check the id, "
-                          "or pass a local folder") from err
-    except RevisionNotFoundError as err:
-        raise ExportError(f"Revision {revision!r} of {repo_id} was not found; check --revision") from err
-    except (LocalEntryNotFoundError, OSError) as err:
-        raise HubUnreachableError(
+    if isinstance(err, GatedRepoError):
+        return ExportError(f"{repo_id} is gated on the Hugging Face Hub; accept its licence there, log in with "
+                           "`hf auth login`, or pass a local folder")
+    if isinstance(err, RepositoryNotFoundError):
+        return ExportError(f"{repo_id} was not found on the Hugging Face Hub; check the id, or pass a local folder")
+    if isinstance(err, RevisionNotFoundError):
+        return ExportError(f"Revision {revision!r} of {repo_id} was not found; check --revision")
+    if isinstance(err, (LocalEntryNotFoundError, OSError)):
+        return HubUnreachableError(
             f"Cannot reach the Hugging Face Hub to download {repo_id} (offline?); download it on a connected machine "
-            "and pass the local folder instead: cpmdesk-export /path/to/folder OUT") from err
-    except Exception as err:  # httpx/requests transport errors differ across hub versions
-        if "connect" in type(err).__name__.lower() or "timeout" in type(err).__name__.lower():
-            raise HubUnreachableError(
-                f"Cannot reach the Hugging Face Hub to download {repo_id}; pass a local folder instead") from err
-        raise
-    commit = folder.name if folder.parent.name == "snapshots" else None
-    return folder, commit
+            "and pass the local folder instead: cpmdesk-export /path/to/folder OUT")
+    name = type(err).__name__.lower()  # httpx/requests transport errors differ across hub versions
+    if "connect" in name or "timeout" in name:
+        return HubUnreachableError(
+            f"Cannot reach the Hugging Face Hub to download {repo_id}; pass a local folder instead")
+    return None
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 _GIB = 1 << 30
-_OVERHEAD = 512 << 20  # runtime, tokenizer, KV cache of a short chat, compiled kernels
+RUNTIME_OVERHEAD = 512 << 20  # runtime, tokenizer, KV cache of a short chat, compiled kernels
 
 
 def available_memory() -> int:
@@ -20,7 +20,7 @@ def required_memory(folder: Path) -> int:
     draft also runs as a static-shape copy), plus a fixed overhead."""
     draft = folder / "draft" / "openvino_model.bin"
     drafts = 2 * draft.stat().st_size if draft.is_file() else 0
-    return (folder / "openvino_model.bin").stat().st_size + drafts + _OVERHEAD
+    return (folder / "openvino_model.bin").stat().st_size + drafts + RUNTIME_OVERHEAD
 
 
 def memory_problem(needed: int, available: int) -> str | None:
