@@ -12,10 +12,12 @@ from export.manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
-# What the repetition guard adds to an answer's settings, chosen by bench/repetition.py on the default model
-# (bench/RESULTS.md). Both paths apply it the same way: GenAI's penalty settings, and the engine's own loop through
-# app/engine/token_choice.penalize.
-REPETITION_GUARD = {"frequency_penalty": 0.0}
+# What the repetition guard adds to an answer's settings, chosen with bench/repetition.py on the default model
+# (bench/RESULTS.md): a frequency penalty of 0.5 ends its loops, sampled and greedy, where a presence penalty does
+# not end greedy ones, and it leaves the repetition penalty to the user. GenAI applies it in plain mode, the
+# engine's own loop through token_choice.penalize (GenAI's math). GenAI's no_repeat_ngram_size works in beam
+# search only, so it is not used.
+REPETITION_GUARD = {"frequency_penalty": 0.5}
 # The MiniCPM4 / MiniCPM4.1 model card: model.chat(..., temperature=0.7, top_p=0.7)
 CARD_RECOMMENDATIONS = {"minicpm": {"temperature": 0.7, "top_p": 0.7}}
 
