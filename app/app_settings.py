@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from app.engine import GenerationSettings
+from app.engine.model_defaults import REPETITION_GUARD, Sampling, model_defaults, model_key
 from app.engine.speculative import DraftConfig
 from app.store import ChatStore
+
+log = logging.getLogger(__name__)
 
 THEMES = ("system", "light", "dark")
 LANGUAGES = {"en": "English", "zh_CN": "简体中文"}
@@ -18,21 +23,34 @@ class AppSettings:
 
     system_prompt: str = ""
     max_new_tokens: int = 1024
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 0
-    repetition_penalty: float = 1.0
     device: str = "CPU"
     use_draft: bool = True  # assisted generation with the model's draft, when it has one
     theme: str = "system"
     language: str = "en"
     model_folder: str = ""  # the model in use ("" = the built-in default)
     model_dirs: list[str] = field(default_factory=list)  # folders the user added to the model list
+    # per model (model_key): the sampling values the user changed from that model's defaults
+    model_sampling: dict[str, dict] = field(default_factory=dict)
 
-    def generation(self) -> GenerationSettings:
-        """The sampling part, as the engine takes it."""
-        return GenerationSettings(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
-                                  top_k=self.top_k, repetition_penalty=self.repetition_penalty)
+    def sampling(self, folder: Path | None) -> Sampling:
+        """The model's sampling: its defaults (model_defaults) with the user's changes for it on top."""
+        return model_defaults(folder).merged(self.model_sampling.get(_key(folder), {}))
+
+    def set_sampling(self, folder: Path | None, sampling: Sampling) -> None:
+        """Keep `sampling` for the model as the user's changes from its defaults (None: while no model is loaded)."""
+        changes = sampling.changes_from(model_defaults(folder))
+        key = _key(folder)
+        self.model_sampling = {k: v for k, v in self.model_sampling.items() if k != key}
+        if changes:
+            self.model_sampling[key] = changes
+
+    def generation(self, folder: Path | None = None) -> GenerationSettings:
+        """What the engine answers with for the model in `folder`: its sampling, the guard when on, the length."""
+        sampling = self.sampling(folder)
+        return GenerationSettings(max_new_tokens=self.max_new_tokens, temperature=sampling.temperature,
+                                  top_p=sampling.top_p, top_k=sampling.top_k,
+                                  repetition_penalty=sampling.repetition_penalty,
+                                  **(REPETITION_GUARD if sampling.repetition_guard else {}))
 
     def draft(self) -> DraftConfig:
         """Whether the engine uses a model's draft."""
@@ -42,9 +60,19 @@ class AppSettings:
     def load(cls, store: ChatStore) -> AppSettings:
         """Stored values over the defaults (unknown or missing keys fall back to the default)."""
         defaults = cls()
-        return cls(**{f.name: store.get_setting(f.name, getattr(defaults, f.name)) for f in fields(cls)})
+        loaded = cls(**{f.name: store.get_setting(f.name, getattr(defaults, f.name)) for f in fields(cls)})
+        if not isinstance(loaded.model_sampling, dict) or not all(
+                isinstance(v, dict) for v in loaded.model_sampling.values()):
+            log.warning("ignoring malformed per-model sampling settings: %r", loaded.model_sampling)
+            loaded.model_sampling = {}
+        return loaded
 
     def save(self, store: ChatStore) -> None:
-        """Write every field."""
+        """Write every field, each in one statement (the per-model settings are one JSON value)."""
         for key, value in asdict(self).items():
             store.set_setting(key, value)
+
+
+def _key(folder: Path | None) -> str:
+    """Where a model's changes are kept in model_sampling ("" for the settings used while no model is loaded)."""
+    return "" if folder is None else model_key(folder)

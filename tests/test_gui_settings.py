@@ -79,4 +79,4 @@ def test_settings_survive_a_restart(qtbot, tmp_path) -> None:
     store.close()
     again = AppSettings.load(ChatStore(tmp_path / "chats.sqlite3"))
     assert again.max_new_tokens == 42 and again.model_dirs == ["/somewhere"]
-    assert again.temperature == AppSettings().temperature  # unset keys keep their defaults
+    assert again.model_sampling == AppSettings().model_sampling == {}  # unset keys keep their defaults

@@ -17,6 +17,7 @@ Without a draft the same loop is the target alone, one token per step.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -56,6 +57,12 @@ class DecodeResult:
 
 
 @dataclass
+class _History:
+    prompt: frozenset[int]
+    answer: Counter  # answer token -> how often it came
+
+
+@dataclass
 class _Proposal:
     tokens: list[int]
     q: list[np.ndarray]  # sampled answers: the draft's distribution at each proposed token
@@ -71,24 +78,24 @@ class AssistedDecoder:
         """Decode an answer to `prompt` (token ids), passing each round's new tokens to `on_tokens`."""
         target, draft = self.target, self.draft
         rng = np.random.default_rng(decoding.settings.seed)
-        seen = set(prompt)  # for the repetition penalty
+        history = _History(frozenset(prompt), Counter())  # for the penalties
         start = time.perf_counter()
         target.reset()
-        first = self._verify(target.feed(prompt)[-1:], _Proposal([], []), seen, decoding, rng)[0]
+        first = self._verify(target.feed(prompt)[-1:], _Proposal([], []), history, decoding, rng)[0]
         if draft is not None:  # the draft reads the prompt too before the answer starts (part of its first token)
             draft.reset()
             draft.feed(prompt)
         result = DecodeResult([first], time.perf_counter() - start)
         decode_start = time.perf_counter()
         context = [*prompt, first]
-        seen.add(first)
+        history.answer[first] += 1
         go_on = on_tokens([first])
         while go_on and not self._finished(result.tokens, decoding):
             room = decoding.settings.max_new_tokens - len(result.tokens) - 1  # the target's own token comes on top
             proposal = (_Proposal([], []) if draft is None else
                         self._propose(context, min(room, self._budget(decoding)), decoding, rng))
             scores = self._score(context[-1], proposal.tokens, decoding)
-            new = self._verify(scores, proposal, seen, decoding, rng)
+            new = self._verify(scores, proposal, history, decoding, rng)
             kept = len(new) - 1
             target.rewind(len(context) + kept)
             if draft is not None:
@@ -99,7 +106,7 @@ class AssistedDecoder:
             new = self._cut(new, result.tokens, decoding)
             result.tokens.extend(new)
             context.extend(new)
-            seen.update(new)
+            history.answer.update(new)
             go_on = on_tokens(new)
         result.decode_seconds = time.perf_counter() - decode_start
         result.stopped = not go_on
@@ -142,16 +149,14 @@ class AssistedDecoder:
                 return proposal
 
     @staticmethod
-    def _verify(scores: np.ndarray, proposal: _Proposal, seen: set[int], decoding: Decoding,
+    def _verify(scores: np.ndarray, proposal: _Proposal, history: _History, decoding: Decoding,
                 rng: np.random.Generator) -> list[int]:
         """The tokens this step adds: the kept proposals, then the target's own token after them. Row i of
         `scores` is the target's logits after proposals[:i]."""
         settings, tokens = decoding.settings, proposal.tokens
-        penalty = settings.repetition_penalty
         new: list[int] = []
         for i, row in enumerate(scores):
-            if penalty != 1.0:
-                row = penalize(row, seen.union(new), penalty)
+            row = penalize(row, settings, history.prompt, history.answer + Counter(new) if new else history.answer)
             if settings.greedy:
                 token = int(row.argmax())
                 new.append(token)

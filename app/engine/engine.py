@@ -186,9 +186,7 @@ class ChatEngine:
             if self._switch(settings) == ASSISTED:
                 timing = self._assisted(prompt, settings, stream, cancel)
                 return self._answer(timing, parser, conversation, prompt_tokens, first, stopped, cancel)
-            config = self._pipe.get_generation_config()
-            settings.apply(config)
-            config.apply_chat_template = False
+            config = self.generation_config(settings)
             try:
                 result = self._pipe.generate([prompt], config, streamer=stream)
             except RuntimeError as err:
@@ -198,6 +196,14 @@ class ChatEngine:
         timing = Timing(int(perf.get_num_generated_tokens()), float(perf.get_ttft().mean),
                         1000.0 / tpot if tpot > 0 else 0.0, None)
         return self._answer(timing, parser, conversation, prompt_tokens, first, stopped, cancel)
+
+    def generation_config(self, settings: GenerationSettings):
+        """The openvino_genai.GenerationConfig a plain-mode answer with `settings` runs with: the model's own
+        (GenAI reads generation_config.json) with `settings` over it, the prompt already templated."""
+        config = self._pipe.get_generation_config() if self._pipe is not None else self._og.GenerationConfig()
+        settings.apply(config)
+        config.apply_chat_template = False
+        return config
 
     def _answer(self, timing: Timing, parser: ThinkParser, conversation: Conversation, prompt_tokens: int,
                 dropped: int, stopped: bool, cancel: threading.Event | None) -> Reply:

@@ -13,7 +13,9 @@ class GenerationSettings:
     temperature: float = 0.0
     top_p: float = 1.0
     top_k: int = 0
-    repetition_penalty: float = 1.0
+    repetition_penalty: float = 1.0  # GenAI's: logits of prompt and answer tokens divided (positive) or multiplied
+    presence_penalty: float = 0.0  # GenAI's: |logit| of each answer token reduced by this once
+    frequency_penalty: float = 0.0  # GenAI's: |logit| of each answer token reduced by this per occurrence
     seed: int | None = None
     stop_strings: tuple[str, ...] = field(default_factory=tuple)
     ignore_eos: bool = False  # benchmarks: always generate max_new_tokens
@@ -27,6 +29,8 @@ class GenerationSettings:
         """Copy these settings onto an openvino_genai.GenerationConfig."""
         config.max_new_tokens = self.max_new_tokens
         config.repetition_penalty = self.repetition_penalty
+        config.presence_penalty = self.presence_penalty
+        config.frequency_penalty = self.frequency_penalty
         config.do_sample = not self.greedy
         if config.do_sample:
             config.temperature = self.temperature

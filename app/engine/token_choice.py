@@ -1,9 +1,10 @@
-"""Choosing the next token from logits the way GenerationSettings say: the repetition penalty, then greedy or a
-sample of softmax(logits / temperature) cut by top-k and top-p."""
+"""Choosing the next token from logits the way GenerationSettings say: the repetition, presence and frequency
+penalties (GenAI's math), then greedy or a sample of softmax(logits / temperature) cut by top-k and top-p."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 
 import numpy as np
 
@@ -12,17 +13,35 @@ from app.engine.settings import GenerationSettings
 NUCLEUS_CANDIDATES = 1024  # top-p looks at the most likely tokens first and sorts the whole row only if it must
 
 
-def penalize(logits: np.ndarray, seen: Iterable[int], penalty: float) -> np.ndarray:
-    """GenAI's repetition penalty: logits of tokens already in the prompt or answer divided by `penalty` when
-    positive, multiplied when negative (a copy; `logits` is left alone)."""
-    if penalty == 1.0:
+def penalize(logits: np.ndarray, settings: GenerationSettings, prompt: AbstractSet[int],
+             answer: Mapping[int, int]) -> np.ndarray:
+    """GenAI's penalties, in its order (a copy; `logits` is left alone; unchanged when all are off).
+
+    `prompt` holds the prompt's token ids, `answer` counts each answer token so far. The repetition penalty divides
+    the logits of prompt and answer tokens by `repetition_penalty` when non-negative and multiplies them otherwise;
+    the presence penalty moves each answer token's logit `presence_penalty` towards zero (past it, when larger),
+    the frequency penalty `frequency_penalty` times its count, each judged on the sign the logit has by then."""
+    rep, presence, frequency = settings.repetition_penalty, settings.presence_penalty, settings.frequency_penalty
+    if rep == 1.0 and presence == 0.0 and frequency == 0.0:
         return logits
-    ids = np.fromiter(seen, np.int64)
-    ids = ids[ids < logits.shape[-1]]
     row = logits.astype(np.float32, copy=True)
-    picked = row[ids]
-    row[ids] = np.where(picked > 0, picked / penalty, picked * penalty)
+    if rep != 1.0:
+        ids = _ids(set(prompt).union(answer), row.size)
+        picked = row[ids]
+        row[ids] = np.where(picked >= 0, picked / np.float32(rep), picked * np.float32(rep))
+    ids = _ids(answer, row.size)
+    counts = np.array([answer[int(i)] for i in ids], np.float32)
+    for amount in (np.float32(presence) if presence else None,
+                   np.float32(frequency) * counts if frequency else None):
+        if amount is not None:
+            picked = row[ids]
+            row[ids] = np.where(picked >= 0, picked - amount, picked + amount)
     return row
+
+
+def _ids(tokens: Iterable[int], vocab: int) -> np.ndarray:
+    ids = np.fromiter(tokens, np.int64)
+    return ids[(ids >= 0) & (ids < vocab)]
 
 
 def probabilities(logits: np.ndarray, settings: GenerationSettings) -> np.ndarray:

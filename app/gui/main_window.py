@@ -53,7 +53,10 @@ class MainWindow(QMainWindow):
         self.resize(1100, 760)
         self.store = store
         self.app_settings = app_settings or AppSettings(device=device)
-        self.settings = settings or (self.app_settings.generation() if app_settings else GenerationSettings())
+        # sampling follows the model (its defaults and the user's changes for it) unless the caller fixed it
+        self._per_model = settings is None and app_settings is not None
+        self.settings = settings or (self.app_settings.generation(model_folder) if app_settings
+                                     else GenerationSettings())
         self.model_folder: Path | None = None
         self.engine: ChatEngine | None = None
         self.chat_id: int | None = None
@@ -140,6 +143,8 @@ class MainWindow(QMainWindow):
         """Load a model in the background; the window stays usable for reading chats meanwhile."""
         self._set_ready(False)
         self.model_folder = Path(folder)
+        if self._per_model:
+            self.settings = self.app_settings.generation(self.model_folder)
         self.model_label.setText(self.tr("Loading {0}…").format(folder.name))
         self._loader = ModelLoader(folder, device, self.app_settings.draft(), greedy=self.settings.greedy)
         self._loader.loaded.connect(self._on_model_loaded)
@@ -403,7 +408,7 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> SettingsDialog:
         """Show the Settings dialog (non-modal); its OK applies and saves."""
-        dialog = SettingsDialog(self.app_settings, available_devices(), self)
+        dialog = SettingsDialog(self.app_settings, available_devices(), self, model=self.model_folder)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
         dialog.privacy_requested.connect(self.open_privacy)
         dialog.show()
@@ -412,7 +417,8 @@ class MainWindow(QMainWindow):
     def apply_settings(self, new: AppSettings) -> None:
         """Use and store new settings: sampling at once, device by reloading, theme and language live."""
         old, self.app_settings = self.app_settings, new
-        self.settings = new.generation()
+        self._per_model = True
+        self.settings = new.generation(self.model_folder)
         app = QApplication.instance()
         if new.theme != old.theme:
             apply_theme(app, new.theme)
@@ -450,7 +456,7 @@ class MainWindow(QMainWindow):
             self._render()
         elif key == "settings":
             self.app_settings = AppSettings()  # the defaults, in memory; nothing is stored until Settings' OK
-            self.settings = self.app_settings.generation()
+            self.settings = self.app_settings.generation(self.model_folder)
 
     def open_models(self) -> ModelManager:
         """Show the model manager (non-modal)."""

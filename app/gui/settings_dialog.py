@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -12,30 +13,36 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QLabel,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
 )
 
 from app.app_settings import LANGUAGES, THEMES, AppSettings
+from app.engine.model_defaults import Sampling
 
 
 class SettingsDialog(QDialog):
-    """Edits a copy of AppSettings; `result_settings()` returns it after OK."""
+    """Edits a copy of AppSettings; `result_settings()` returns it after OK. The sampling rows are the model in
+    `model`'s (kept per model)."""
 
     privacy_requested = Signal()
 
-    def __init__(self, settings: AppSettings, devices: list[str], parent=None) -> None:
+    def __init__(self, settings: AppSettings, devices: list[str], parent=None, model: Path | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Settings"))
-        self._base = settings
+        self._base, self._model = settings, model
+        sampling = settings.sampling(model)
         self.system_prompt = QPlainTextEdit(settings.system_prompt)
         self.system_prompt.setPlaceholderText(self.tr("Optional instructions for every new chat"))
         self.max_new_tokens = _spin(QSpinBox(), 1, 65536, settings.max_new_tokens)
-        self.temperature = _spin(QDoubleSpinBox(), 0.0, 2.0, settings.temperature, 0.05)
-        self.top_p = _spin(QDoubleSpinBox(), 0.05, 1.0, settings.top_p, 0.05)
-        self.top_k = _spin(QSpinBox(), 0, 1000, settings.top_k)
-        self.repetition_penalty = _spin(QDoubleSpinBox(), 0.8, 2.0, settings.repetition_penalty, 0.05)
+        self.temperature = _spin(QDoubleSpinBox(), 0.0, 2.0, sampling.temperature, 0.05)
+        self.top_p = _spin(QDoubleSpinBox(), 0.05, 1.0, sampling.top_p, 0.05)
+        self.top_k = _spin(QSpinBox(), 0, 1000, sampling.top_k)
+        self.repetition_penalty = _spin(QDoubleSpinBox(), 0.8, 2.0, sampling.repetition_penalty, 0.05)
+        self.repetition_guard = QCheckBox(self.tr("Stop the model repeating itself"))
+        self.repetition_guard.setChecked(sampling.repetition_guard)
         self.device = QComboBox()
         self.device.addItems(devices)
         self.device.setCurrentText(settings.device if settings.device in devices else devices[0])
@@ -53,10 +60,13 @@ class SettingsDialog(QDialog):
         form = QFormLayout(self)
         form.addRow(self.tr("System prompt"), self.system_prompt)
         form.addRow(self.tr("Max new tokens"), self.max_new_tokens)
+        if model is not None:
+            form.addRow(self.tr("Sampling for"), QLabel(model.name))
         form.addRow(self.tr("Temperature (0 = greedy)"), self.temperature)
         form.addRow(self.tr("Top-p"), self.top_p)
         form.addRow(self.tr("Top-k (0 = off)"), self.top_k)
         form.addRow(self.tr("Repetition penalty"), self.repetition_penalty)
+        form.addRow(self.tr("Repetition guard"), self.repetition_guard)
         form.addRow(self.tr("Device"), self.device)
         form.addRow(self.tr("Assisted generation"), self.use_draft)
         form.addRow(self.tr("Theme"), self.theme)
@@ -71,12 +81,18 @@ class SettingsDialog(QDialog):
 
     def result_settings(self) -> AppSettings:
         """The edited settings."""
-        return replace(self._base, system_prompt=self.system_prompt.toPlainText().strip(),
-                       max_new_tokens=self.max_new_tokens.value(), temperature=self.temperature.value(),
-                       top_p=self.top_p.value(), top_k=self.top_k.value(),
-                       repetition_penalty=self.repetition_penalty.value(), device=self.device.currentText(),
-                       use_draft=self.use_draft.isChecked(),
-                       theme=self.theme.currentData(), language=self.language.currentData())
+        result = replace(self._base, system_prompt=self.system_prompt.toPlainText().strip(),
+                         max_new_tokens=self.max_new_tokens.value(), device=self.device.currentText(),
+                         use_draft=self.use_draft.isChecked(), theme=self.theme.currentData(),
+                         language=self.language.currentData(), model_sampling=dict(self._base.model_sampling))
+        result.set_sampling(self._model, self.sampling())
+        return result
+
+    def sampling(self) -> Sampling:
+        """The sampling rows as they stand."""
+        return Sampling(temperature=round(self.temperature.value(), 2), top_p=round(self.top_p.value(), 2),
+                        top_k=self.top_k.value(), repetition_penalty=round(self.repetition_penalty.value(), 2),
+                        repetition_guard=self.repetition_guard.isChecked())
 
 
 def _spin(box, low, high, value, step=None):
