@@ -57,6 +57,7 @@ class ModelManager(QDialog):
     model_chosen = Signal(object)
     folder_added = Signal(str)
     folder_forgotten = Signal(str)
+    state_shown = Signal(object)  # the ManagerState just rendered
     _event = Signal(str, object)  # the controller's events, carried to the UI thread
 
     def __init__(self, extra_dirs: list[str], current: Path | None, parent=None) -> None:
@@ -203,6 +204,7 @@ class ModelManager(QDialog):
                 self.progress.setValue(int(state.job.fraction * 1000))
         self.status.setText(state.message)
         self.status.setStyleSheet("color: #c0392b" if state.error else "")
+        self.state_shown.emit(state)
 
     def _render_catalogue(self, rows: tuple[CatalogueRow, ...], busy: bool) -> None:
         self.catalogue.setRowCount(len(rows))
