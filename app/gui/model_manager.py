@@ -177,7 +177,7 @@ class ModelManager(QDialog):
 
     def _on_event(self, kind: str, payload: object) -> None:
         if kind == "changed":
-            self.render(payload)
+            self.render(self.controller.state)  # the newest: a queued event can be older than the state
         elif kind == "chosen":
             self.model_chosen.emit(payload)
         elif kind == "added":

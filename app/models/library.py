@@ -96,10 +96,11 @@ def find_model(name: str) -> ModelInfo | None:
 
 
 def add(path: Path, on_progress: OnConvert | None = None, cancel: threading.Event | None = None,
-        options: tuple[str, ...] = (), name: str | None = None) -> ModelInfo:
-    """Add a model: an exported cpmdesk folder or an optimum-cli IR folder (kept where it is, remembered), or a
-    Hugging Face folder or .gguf file (converted to int4 into the data folder in a child process, into the folder
-    `name`, by default the source's name + "-int4")."""
+        options: tuple[str, ...] = (), name: str | None = None, remember: bool = True) -> ModelInfo:
+    """Add a model: an exported cpmdesk folder or an optimum-cli IR folder (kept where it is, remembered in the
+    settings unless `remember` is False: the window keeps its own list), or a Hugging Face folder or .gguf file
+    (converted to int4 into the data folder in a child process, into the folder `name`, by default the source's
+    name + "-int4")."""
     path = path.expanduser().resolve()
     if path.is_file():
         if path.suffix.lower() != ".gguf":
@@ -109,9 +110,9 @@ def add(path: Path, on_progress: OnConvert | None = None, cancel: threading.Even
         raise LibraryError(f"{path} does not exist; pick a model folder or a .gguf file")
     if looks_like_ir(path):
         import_ir(path)
-        return _register(path)
+        return _register(path, remember)
     if read_manifest(path) is not None:
-        return _register(path)
+        return _register(path, remember)
     if (path / "config.json").is_file() and any(path.glob("*.safetensors")):
         return _convert_into_library(path, name or _converted_name(path.name), on_progress, cancel, options)
     raise LibraryError(f"{path.name} is not a model folder: expected a cpmdesk export (manifest.json), an OpenVINO IR "
@@ -212,8 +213,8 @@ def _update_added(change) -> None:
         store.close()
 
 
-def _register(folder: Path) -> ModelInfo:
-    """Check an exported folder and remember it unless it already lives in the data folder."""
+def _register(folder: Path, remember: bool = True) -> ModelInfo:
+    """Check an exported folder and remember it (`remember`) unless it already lives in the data folder."""
     try:
         manifest = check_model_folder(folder)
     except ModelFolderError as err:
@@ -221,7 +222,7 @@ def _register(folder: Path) -> ModelInfo:
     if not is_chat_model(manifest):
         raise LibraryError(f"{folder.name} is not a chat model (task {manifest.get('task')!r})")
     inside = folder.parent.resolve() == models_dir().resolve()
-    if not inside:
+    if not inside and remember:
         remember_folder(folder)
     return ModelInfo(folder, manifest, "data" if inside else "added")
 

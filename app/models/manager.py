@@ -104,9 +104,11 @@ class ModelsController:
 
     def refresh(self) -> ManagerState:
         """Re-read the models and this machine's figures, and report the new state."""
-        self.state = self._build_state()
-        self._on_event("changed", self.state)
-        return self.state
+        state = self._build_state()
+        with self._lock:
+            self.state = state
+        self._on_event("changed", state)
+        return state
 
     def _build_state(self) -> ManagerState:
         models = list_models(self.extra_dirs)
@@ -130,16 +132,19 @@ class ModelsController:
 
     def _set(self, job: Job | None = None, message: str | None = None, error: bool = False,
              reread: bool = False) -> None:
+        """New job and message (`reread`: the models too), then a "changed" event. The event may reach the
+        window after a later state: the window renders `state`, always the newest."""
         with self._lock:
             self._job = job
             if message is not None:
                 self._message, self._error = message, error
+            if not reread:
+                old = self.state
+                self.state = state = ManagerState(old.catalogue, old.models, job, self._message, self._error)
         if reread:
             self.refresh()
             return
-        old = self.state
-        self.state = ManagerState(old.catalogue, old.models, job, self._message, self._error)
-        self._on_event("changed", self.state)
+        self._on_event("changed", state)
 
     # ------------------------------------------------------------------ actions
 
@@ -251,7 +256,8 @@ class ModelsController:
         def on_convert(progress: ConvertProgress) -> None:
             self._set(Job(title, progress.describe(), convert_fraction(progress)))
 
-        return add(source, on_progress=on_convert, cancel=self._cancel, name=name)
+        # remember=False: the window keeps the added folders in its own settings (the "added" event)
+        return add(source, on_progress=on_convert, cancel=self._cancel, name=name, remember=False)
 
 
 def _installed(entry: CatalogueEntry, models: list[ModelInfo]) -> Path | None:
