@@ -4,7 +4,10 @@ the hub → convert → use, Cancel, Add .gguf, and the draft an 8B MiniCPM4 get
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -164,6 +167,22 @@ def test_an_8b_minicpm_gets_the_05b_as_draft_and_says_so(qtbot, window, data, ti
     with qtbot.waitSignal(window.model_ready, timeout=LONG):
         manager.choose(big)
     assert window.engine.draft_state == "" and "draft" not in window.model_label.text()
+
+
+def test_cpmdesk_ask_uses_the_paired_draft_and_says_so(data, tiny_minicpm, exported) -> None:
+    big, small = data / "models" / "minicpm4-8b-int4", data / "models" / "minicpm4-0.5b-int4"
+    for folder, params in ((big, 8_000_000_000), (small, 430_000_000)):
+        shutil.copytree(exported(tiny_minicpm, "int4", "streaming"), folder)
+        with_params(folder, params)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    asked = subprocess.run([sys.executable, "-m", "app", "ask", "Hello", "--model", str(big), "--max-new-tokens", "4"],
+                           capture_output=True, text=True, timeout=600, env=env, cwd=Path(__file__).parents[1])
+    assert asked.returncode == 0, asked.stderr[-2000:]
+    assert f"note: draft on ({small.name})" in asked.stderr and "draft " in asked.stderr.splitlines()[-1]
+    plain = subprocess.run([sys.executable, "-m", "app", "ask", "Hello", "--model", str(big), "--max-new-tokens", "4",
+                            "--no-draft"], capture_output=True, text=True, timeout=600, env=env,
+                           cwd=Path(__file__).parents[1])
+    assert plain.returncode == 0 and small.name not in plain.stderr, plain.stderr[-2000:]
 
 
 def test_remove_deletes_data_models_and_refuses_the_one_in_use(qtbot, window, data, tiny_minicpm, exported) -> None:
