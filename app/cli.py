@@ -75,8 +75,11 @@ class _TerminalPrinter:
 def _engine(args: argparse.Namespace):
     from app.engine import ChatEngine
     from app.engine.speculative import DraftConfig
+    from app.models.library import with_draft
 
-    engine = ChatEngine(_model_folder(args.model), args.device, draft=DraftConfig(enabled=args.draft))
+    folder = _model_folder(args.model)
+    draft, _match = with_draft(folder, DraftConfig(enabled=args.draft))  # MiniCPM4-0.5B for an 8B MiniCPM4
+    engine = ChatEngine(folder, args.device, draft=draft)
     if engine.draft_state:
         print(f"note: {engine.draft_state}", file=sys.stderr)
     if args.think is not None and not engine.supports_thinking:

@@ -13,6 +13,7 @@ from app.store import ChatStore
 CHATS_DB = "chats.sqlite3"
 DOCUMENTS = "documents"
 DOCS_INDEX = "docs.sqlite3"  # Documents mode: the files' passages, vectors and keyword index
+DOWNLOADS = "downloads"  # hub downloads, one folder a repo (app/models/download.py's downloads_dir)
 SQLITE_SUFFIXES = ("", "-wal", "-shm")
 
 
@@ -20,7 +21,7 @@ SQLITE_SUFFIXES = ("", "-wal", "-shm")
 class DataItem:
     """One kind of stored data."""
 
-    key: str  # chats, settings, models, documents, backups, docs_index, embedding_model
+    key: str  # chats, settings, models, downloads, documents, backups, docs_index, embedding_model
     title: str
     location: Path
     size_bytes: int
@@ -54,6 +55,7 @@ def inventory(data_dir: Path, store: ChatStore) -> list[DataItem]:
     embedding = models / EMBEDDING_MODEL_NAME  # listed on its own row (Documents mode)
     model_folders = [p for p in models.iterdir() if p.is_dir() and p != embedding] if models.is_dir() else []
     backups = sorted(data_dir.glob(f"{CHATS_DB}.corrupt-*"))
+    downloads = data_dir / DOWNLOADS
     documents = data_dir / DOCUMENTS
     items = [
         DataItem("chats", "Chats (messages and answers)", data_dir / CHATS_DB, _database_size(data_dir),
@@ -62,6 +64,8 @@ def inventory(data_dir: Path, store: ChatStore) -> list[DataItem]:
                  store.count_settings(), True),
         DataItem("models", "Models exported or downloaded by cpmdesk", models,
                  folder_size(models) - folder_size(embedding), len(model_folders), True),
+        DataItem("downloads", "Downloaded model files (kept to convert again or resume)", downloads,
+                 folder_size(downloads), len(download_folders(data_dir)), True),
         DataItem("backups", "Backups of damaged chat databases", data_dir, sum(folder_size(p) for p in backups),
                  len(backups), True),
     ]
@@ -99,6 +103,17 @@ def delete_models(data_dir: Path, keep: Path | None = None) -> list[Path]:
         shutil.rmtree(folder) if folder.is_dir() else folder.unlink()
         deleted.append(folder)
     return deleted
+
+
+def download_folders(data_dir: Path) -> list[Path]:
+    """The downloaded repos, one folder each (e.g. openbmb--MiniCPM4-0.5B)."""
+    downloads = data_dir / DOWNLOADS
+    return sorted(p for p in downloads.iterdir() if p.is_dir()) if downloads.is_dir() else []
+
+
+def delete_downloads(data_dir: Path) -> None:
+    """Delete every downloaded repo, finished or partial (the converted models stay)."""
+    shutil.rmtree(data_dir / DOWNLOADS, ignore_errors=True)
 
 
 def delete_backups(data_dir: Path) -> None:

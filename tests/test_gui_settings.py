@@ -48,11 +48,13 @@ def test_model_manager_lists_adds_and_switches(qtbot, window, default_model, tin
     assert rows[default_model.name] == "int4 g64 sym AWQ"
     assert manager.table.item(0, 1).text().endswith("MiB")
 
-    assert not manager.add_folder(tiny_llama)  # a Hugging Face folder, not an export
-    assert "not a cpmdesk export" in manager.status.text()
+    assert manager.add(tiny_llama / "config.json")  # neither a model folder nor a .gguf file
+    qtbot.waitUntil(lambda: not manager.controller.busy and manager.controller.state.job is None, timeout=LONG)
+    assert "is not a .gguf file" in manager.status.text()
     tiny = exported(tiny_llama, "int4")
-    assert manager.add_folder(tiny)
-    assert str(tiny) in AppSettings.load(window.store).model_dirs
+    with qtbot.waitSignal(manager.folder_added, timeout=LONG):
+        assert manager.add(tiny)
+    assert str(tiny.resolve()) in AppSettings.load(window.store).model_dirs
     with qtbot.waitSignal(window.model_ready, timeout=LONG):
         manager.choose(tiny)
     assert tiny.name in window.model_label.text()
@@ -61,15 +63,13 @@ def test_model_manager_lists_adds_and_switches(qtbot, window, default_model, tin
     assert any(manager.table.item(r, 0).text() == f"{tiny.name} ●" for r in range(manager.table.rowCount()))
 
 
-def test_download_without_network_says_so(qtbot, window, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # closed port: the hub is unreachable
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+def test_download_without_network_says_so(qtbot, window, tmp_path) -> None:
     manager = window.open_models()
-    manager.download("openbmb/MiniCPM4-0.5B")
-    assert not manager.download_button.isEnabled() and manager.cancel_button.isEnabled()
-    qtbot.waitUntil(manager.download_button.isEnabled, timeout=LONG)
-    assert "No network" in manager.status.text() and "Add a local folder" in manager.status.text()
+    manager.controller.endpoint = "http://127.0.0.1:9"  # closed port: the hub is unreachable
+    assert manager.download("openbmb/MiniCPM4-0.5B")
+    assert manager.cancel_button.isVisible()
+    qtbot.waitUntil(lambda: not manager.controller.busy and manager.controller.state.job is None, timeout=LONG)
+    assert "No network" in manager.status.text() and "Add folder" in manager.status.text()
     assert not (models_dir() / "minicpm4-0.5b-int4").exists()
 
 

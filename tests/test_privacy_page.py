@@ -98,3 +98,20 @@ def test_document_index_and_embedding_model_are_listed_and_deleted(qtbot, tmp_pa
     assert window.docs.library.store is not store and window.docs.library.store.files() == []  # a fresh index
     _answer(page, "embedding_model", QMessageBox.StandardButton.Yes)
     assert not (tmp_path / "models" / embedding_model.name).exists() and "embedding_model" not in page.items
+
+
+def test_downloads_are_listed_with_their_size_and_deleted(qtbot, tmp_path) -> None:
+    repo = tmp_path / "downloads" / "openbmb--MiniCPM4-0.5B"
+    (repo / ".cache" / "cpmdesk-download").mkdir(parents=True)
+    (repo / "config.json").write_bytes(b"x" * 3000)
+    (repo / ".cache" / "cpmdesk-download" / "model.safetensors.abc.incomplete").write_bytes(b"y" * 2000)
+    window = _window(qtbot, tmp_path)
+    page = window.open_privacy()
+    rows = {page.table.topLevelItem(i).text(0): page.table.topLevelItem(i)
+            for i in range(page.table.topLevelItemCount())}
+    row = rows["Downloaded model files (kept to convert again or resume)"]
+    assert (row.text(1), row.text(2), row.text(3)) == ("1", "4.9 KB", str(tmp_path / "downloads"))
+    _answer(page, "downloads", QMessageBox.StandardButton.Cancel)
+    assert repo.is_dir()
+    _answer(page, "downloads", QMessageBox.StandardButton.Yes)
+    assert not (tmp_path / "downloads").exists() and not page.buttons["downloads"].isEnabled()

@@ -89,7 +89,7 @@ class ChatEngine:
                  draft: DraftConfig | None = None, greedy: bool | None = None) -> None:
         self.folder = Path(folder)
         self.manifest = check_model_folder(self.folder)
-        problem = memory_problem(required_memory(self.folder), available_memory())
+        problem = memory_problem(required_memory(self.folder, (draft or DraftConfig()).model), available_memory())
         if problem:
             raise ModelFolderError(f"Cannot load {self.folder.name}: {problem}")
         devices = available_devices()

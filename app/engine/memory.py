@@ -15,10 +15,12 @@ def available_memory() -> int:
     return int(psutil.virtual_memory().available)
 
 
-def required_memory(folder: Path) -> int:
+def required_memory(folder: Path, draft_model: Path | None = None) -> int:
     """Rough need for loading an exported model: its weights once (and its draft's twice, when it has one: the
-    draft also runs as a static-shape copy), plus a fixed overhead."""
-    draft = folder / "draft" / "openvino_model.bin"
+    draft also runs as a static-shape copy), plus a fixed overhead. `draft_model`: a draft from the user's
+    models, for a folder without its own."""
+    own = folder / "draft"
+    draft = (own if own.is_dir() or draft_model is None else draft_model) / "openvino_model.bin"
     drafts = 2 * draft.stat().st_size if draft.is_file() else 0
     return (folder / "openvino_model.bin").stat().st_size + drafts + RUNTIME_OVERHEAD
 

@@ -34,6 +34,7 @@ class DraftConfig:
     confidence_threshold: float | None = None  # instead of a fixed count: draft while the draft is this sure
     exact: bool = False
     sampled_answers: bool = True  # sampled answers use the draft too (speculative sampling); False: plain
+    model: Path | None = None  # a draft from the user's models, for a folder that carries none (picked above)
 
     def drafts(self, sampled: bool) -> bool:
         """Whether an answer (sampled or greedy) is decoded with the draft, when the draft is usable."""
@@ -103,6 +104,7 @@ class DraftPlan:
     off: str  # the status line when `draft` is None: "" (no draft), "draft off", "draft off: <reason>"
     config: DraftConfig
     exact: bool = False  # answers take the assisted loop even without a draft (DraftConfig.exact)
+    paired: str = ""  # the name of a draft from the user's models (DraftConfig.model), "" for the folder's own
 
     def mode_for(self, sampled: bool | None) -> str:
         """The mode an answer needs (None: not known yet, taken as greedy, the engine's default settings)."""
@@ -117,16 +119,26 @@ class DraftPlan:
             return self.off
         if mode is None:
             return "draft not loaded"
-        return "draft on" if mode == ASSISTED else "draft idle: sampled answers"
+        state = "draft on" if mode == ASSISTED else "draft idle: sampled answers"
+        return f"{state} ({self.paired})" if self.paired else state
 
 
 def plan_draft(folder: Path, manifest: dict, config: DraftConfig, device: str) -> DraftPlan:
-    """Decide whether the target can load with its draft (enabled, present, not blocked)."""
+    """Decide whether the target can load with its draft (enabled, present, not blocked): the folder's own, else
+    the one `config.model` names (a smaller model with the same tokenizer from the user's models)."""
     draft = draft_folder(folder, manifest)
+    paired = draft is None and config.model is not None
+    if paired:
+        draft = Path(config.model)
+        missing = [name for name in REQUIRED if not (draft / name).is_file()]
+        if missing:
+            raise ModelFolderError(f"The draft model {draft.name} is incomplete (missing {', '.join(missing)}); "
+                                   "remove it in Models…, or turn the draft off in Settings")
     exact = config.exact and device == "CPU"
     if draft is None:
         return DraftPlan(None, "", config, exact)
     blocker = draft_blocker(manifest, device)
     if blocker:
         return DraftPlan(None, f"draft off: {blocker}", config)
-    return DraftPlan(draft if config.enabled else None, "" if config.enabled else "draft off", config, exact)
+    return DraftPlan(draft if config.enabled else None, "" if config.enabled else "draft off", config, exact,
+                     draft.name if paired else "")

@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self._dirty = False
         self._unsaved: dict[int, tuple[MessageView, AnswerRecorder]] = {}  # answers the disk had no room for
         self.threads = Threads()
+        self.models_dialog: ModelManager | None = None
         self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
         self.docs = DocsMode(self, store.path.parent / "docs.sqlite3")
         self._build()
@@ -146,7 +147,8 @@ class MainWindow(QMainWindow):
         if self._per_model:
             self.settings = self.app_settings.generation(self.model_folder)
         self.model_label.setText(self.tr("Loading {0}…").format(folder.name))
-        self._loader = ModelLoader(folder, device, self.app_settings.draft(), greedy=self.settings.greedy)
+        self._loader = ModelLoader(folder, device, self.app_settings.draft(), greedy=self.settings.greedy,
+                                   library_drafts=True, extra_dirs=self.app_settings.model_dirs)
         self._loader.loaded.connect(self._on_model_loaded)
         self._loader.failed.connect(self._on_model_failed)
         self._loader_thread = self.threads.start(self._loader)
@@ -443,7 +445,8 @@ class MainWindow(QMainWindow):
     def open_privacy(self) -> PrivacyPage:
         """Show Privacy & data (non-modal): what is stored where, and deleting it."""
         page = PrivacyPage(self.store.path.parent, self.store, self.model_folder,
-                           lambda: self.is_generating or self.docs.is_indexing, self)
+                           lambda: self.is_generating or self.docs.is_indexing, self,
+                           downloading=lambda: self.models_dialog is not None and self.models_dialog.controller.busy)
         page.about_to_delete.connect(self.docs.release)
         page.deleted.connect(self._on_data_deleted)
         page.show()
@@ -459,11 +462,19 @@ class MainWindow(QMainWindow):
             self.settings = self.app_settings.generation(self.model_folder)
 
     def open_models(self) -> ModelManager:
-        """Show the model manager (non-modal)."""
-        manager = ModelManager(self.app_settings.model_dirs, self.model_folder, self)
-        manager.model_chosen.connect(self.switch_model)
-        manager.folder_added.connect(self._remember_folder)
+        """Show the model manager (non-modal; one, so a running download stays in view when it is opened again)."""
+        manager = self.models_dialog
+        if manager is None:
+            manager = self.models_dialog = ModelManager(self.app_settings.model_dirs, self.model_folder, self)
+            manager.model_chosen.connect(self.switch_model)
+            manager.folder_added.connect(self._remember_folder)
+            manager.folder_forgotten.connect(self._forget_folder)
+        else:
+            manager.controller.current = self.model_folder
+            manager.controller.extra_dirs = list(self.app_settings.model_dirs)
+            manager.controller.refresh()
         manager.show()
+        manager.raise_()
         return manager
 
     def switch_model(self, folder: Path) -> None:
@@ -478,6 +489,12 @@ class MainWindow(QMainWindow):
     def _remember_folder(self, folder: str) -> None:
         if folder not in self.app_settings.model_dirs:
             self.app_settings.model_dirs.append(folder)
+            self.app_settings.save(self.store)
+
+    def _forget_folder(self, folder: str) -> None:
+        kept = [d for d in self.app_settings.model_dirs if Path(d).resolve() != Path(folder).resolve()]
+        if kept != self.app_settings.model_dirs:
+            self.app_settings.model_dirs = kept
             self.app_settings.save(self.store)
 
     # ---------------------------------------------------------------- export
@@ -499,6 +516,8 @@ class MainWindow(QMainWindow):
         if self.worker is not None:
             self.worker.cancel.set()
         self.docs.cancel()
+        if self.models_dialog is not None:
+            self.models_dialog.shutdown()
         self.threads.wait_all()
         super().closeEvent(event)
 

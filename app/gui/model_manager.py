@@ -1,42 +1,29 @@
-"""Models: the exported ones in the data folder and any folder the user adds; switch, add, or download one."""
+"""Models…: the catalogue (download, convert, use), the user's chat models (use, add, remove). A thin view over
+app/models/manager.py's ModelsController, which holds the state and does the work on its own thread."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QComboBox,
     QDialog,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
+    QMessageBox,
+    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
 )
 
-from app.engine import ModelFolderError, check_model_folder
-from app.export_runner import export_command
-from app.paths import models_dir
-from app.resources import bundled_models_dir, is_bundled
-from export.manifest import read_manifest
+from app.engine.engine import DEFAULT_CONTEXT
+from app.models.manager import CatalogueRow, ManagerState, ModelRow, ModelsController
 
-# What the download list offers (hub ids); the export runs `cpmdesk-export` on them.
-DOWNLOADABLE = ("openbmb/MiniCPM4-0.5B", "openbmb/MiniCPM4-8B", "openbmb/MiniCPM4.1-8B")
-
-
-def list_models(extra_dirs: list[str]) -> list[tuple[Path, dict]]:
-    """Exported models in the data folder, shipped in the bundle and in the user's added folders, with manifests."""
-    shipped = sorted(p for p in bundled_models_dir().iterdir() if p.is_dir()) if bundled_models_dir().is_dir() else []
-    folders = sorted(p for p in models_dir().iterdir() if p.is_dir()) + shipped + [Path(d) for d in extra_dirs]
-    found = []
-    for folder in folders:
-        manifest = read_manifest(folder)
-        if manifest is not None:
-            found.append((folder, manifest))
-    return found
+_ORIGINS = {"data": "data folder", "bundled": "shipped with cpmdesk", "added": "added folder"}
 
 
 def describe_quantization(manifest: dict) -> str:
@@ -48,138 +35,204 @@ def describe_quantization(manifest: dict) -> str:
     return text
 
 
+def catalogue_cells(row: CatalogueRow) -> list[str]:
+    """Model, download size, RAM at the default context, context length, this machine's verdict."""
+    entry = row.entry
+    verdict = ("installed · " if row.installed else "") + ("✓ " if row.verdict.ok else "✗ ") + row.verdict.reason
+    return [entry.display_name, f"{entry.download_bytes / 1e9:.1f} GB", f"{entry.ram_bytes() / 2**30:.1f} GiB",
+            f"{entry.context_length:,} tokens", verdict]
+
+
+def model_cells(row: ModelRow) -> list[str]:
+    """Model (● in use), size, quantization, source (never a path), where it is kept, its draft."""
+    model = row.model
+    return [model.name + (" ●" if row.current else ""), f"{model.size_bytes / 2**20:.0f} MiB",
+            describe_quantization(model.manifest), model.source, _ORIGINS.get(model.origin, model.origin), row.draft]
+
+
 class ModelManager(QDialog):
-    """Lists models; emits `model_chosen(folder)` and `folder_added(folder)`."""
+    """Emits `model_chosen(folder)`, `folder_added(folder)` and `folder_forgotten(folder)`; the window switches
+    models and keeps its list of added folders."""
 
     model_chosen = Signal(object)
     folder_added = Signal(str)
+    folder_forgotten = Signal(str)
+    state_shown = Signal(object)  # the ManagerState just rendered
+    _event = Signal(str, object)  # the controller's events, carried to the UI thread
 
     def __init__(self, extra_dirs: list[str], current: Path | None, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Models"))
-        self.resize(760, 420)
-        self.extra_dirs = list(extra_dirs)
-        self.current = current
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels([self.tr("Model"), self.tr("Size"), self.tr("Quantization"),
-                                              self.tr("Source")])
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.use_button = QPushButton(self.tr("Use selected"))
-        self.add_button = QPushButton(self.tr("Add a local folder…"))
-        self.variants = QComboBox()
-        self.variants.addItems(DOWNLOADABLE)
-        self.download_button = QPushButton(self.tr("Download and export"))
+        self.resize(980, 620)
+        self._shown: tuple = ((), (), None)  # what the tables show: catalogue, models, busy
+        self._build()
+        self._event.connect(self._on_event)
+        self.controller = ModelsController(extra_dirs, current, self._event.emit)
+        self.controller.refresh()
+
+    def _build(self) -> None:
+        self.catalogue = _table([self.tr("Model"), self.tr("Download"),
+                                 self.tr("Memory at {0} tokens").format(DEFAULT_CONTEXT), self.tr("Context"),
+                                 self.tr("This computer"), ""])
+        self.job_title, self.job_detail = QLabel(""), QLabel("")
+        self.progress = QProgressBar(textVisible=True)
         self.cancel_button = QPushButton(self.tr("Cancel"))
-        self.cancel_button.setEnabled(False)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        row = QHBoxLayout()
-        row.addWidget(self.use_button)
-        row.addWidget(self.add_button)
-        download = QHBoxLayout()
-        download.addWidget(self.variants, 1)
-        download.addWidget(self.download_button)
-        download.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.table)
-        layout.addLayout(row)
-        layout.addWidget(QLabel(self.tr("Download a MiniCPM model from the Hugging Face Hub (the only time cpmdesk "
-                                        "goes online) and export it to int4:")))
-        layout.addLayout(download)
-        layout.addWidget(self.status)
+        self.cancel_button.clicked.connect(lambda: self.controller.cancel())
+        job = QHBoxLayout()
+        job.addWidget(self.job_title)
+        job.addWidget(self.progress, 1)
+        job.addWidget(self.cancel_button)
+        self.table = _table([self.tr("Model"), self.tr("Size"), self.tr("Quantization"), self.tr("Source"),
+                             self.tr("Kept in"), self.tr("Draft")])
+        self.use_button = QPushButton(self.tr("Use selected"))
+        self.remove_button = QPushButton(self.tr("Remove…"))
+        self.add_folder_button = QPushButton(self.tr("Add folder…"))
+        self.add_gguf_button = QPushButton(self.tr("Add .gguf…"))
         self.use_button.clicked.connect(self._use_selected)
-        self.add_button.clicked.connect(self._ask_folder)
-        self.download_button.clicked.connect(self._download)
-        self.cancel_button.clicked.connect(self._cancel)
-        self.process: QProcess | None = None
-        if is_bundled():  # the bundle does not carry the exporter yet: say where exporting happens
-            self.download_button.setEnabled(False)
-            self.status.setText(self.tr("This installed app runs exported models; to download and export one, use "
-                                        "cpmdesk-export (pip install cpmdesk), then Add a local folder."))
-        self.refresh()
+        self.remove_button.clicked.connect(self._remove_selected)
+        self.add_folder_button.clicked.connect(self._ask_folder)
+        self.add_gguf_button.clicked.connect(self._ask_gguf)
+        row = QHBoxLayout()
+        for button in (self.use_button, self.remove_button):
+            row.addWidget(button)
+        row.addStretch(1)
+        for button in (self.add_folder_button, self.add_gguf_button):
+            row.addWidget(button)
+        self.status = QLabel("", wordWrap=True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel(self.tr("<b>Download</b> from the Hugging Face Hub into the data folder (the only "
+                                        "time cpmdesk goes online), then convert to int4 here:"), wordWrap=True))
+        layout.addWidget(self.catalogue, 2)
+        layout.addLayout(job)
+        layout.addWidget(self.job_detail)
+        layout.addWidget(QLabel(self.tr("<b>Your models</b> (exported folders, Hugging Face folders and .gguf files "
+                                        "are converted; optimum-cli OpenVINO folders are checked and kept in place):"),
+                                wordWrap=True))
+        layout.addWidget(self.table, 3)
+        layout.addLayout(row)
+        layout.addWidget(self.status)
 
-    def refresh(self) -> None:
-        """Reload the table."""
-        self.models = list_models(self.extra_dirs)
-        self.table.setRowCount(len(self.models))
-        for index, (folder, manifest) in enumerate(self.models):
-            mark = " ●" if self.current is not None and folder.resolve() == self.current.resolve() else ""
-            size = manifest.get("sizes", {}).get("total_bytes", 0) / 2**20
-            cells = [folder.name + mark, f"{size:.0f} MiB", describe_quantization(manifest),
-                     str(manifest.get("source", {}).get("spec", ""))]
-            for column, text in enumerate(cells):
-                self.table.setItem(index, column, QTableWidgetItem(text))
-
-    def _use_selected(self) -> None:
-        row = self.table.currentRow()
-        if 0 <= row < len(self.models):
-            self.choose(self.models[row][0])
+    # ------------------------------------------------------------------ actions (the controller does the work)
 
     def choose(self, folder: Path) -> None:
         """Switch the app to `folder`."""
-        self.current = folder
-        self.model_chosen.emit(folder)
-        self.refresh()
+        self.controller.choose(Path(folder))
 
-    def add_folder(self, folder: Path) -> bool:
-        """Add an exported model folder to the list; says why when it is not one."""
-        try:
-            check_model_folder(folder)
-        except ModelFolderError as err:
-            self.status.setText(str(err))
-            return False
-        if str(folder) not in self.extra_dirs:
-            self.extra_dirs.append(str(folder))
-            self.folder_added.emit(str(folder))
-        self.status.setText(self.tr("Added {0}").format(folder.name))
-        self.refresh()
-        return True
+    def download(self, hub_id: str) -> bool:
+        """Download, convert, add and use `hub_id`; False when a job is already running."""
+        return self.controller.download(hub_id)
+
+    def add(self, path: Path) -> bool:
+        """Add a model folder or convert a .gguf file or Hugging Face folder; False when a job is running."""
+        return self.controller.add(Path(path))
+
+    def remove(self, name: str) -> bool:
+        """Remove a model now (the confirmation's Yes)."""
+        return self.controller.remove(name)
+
+    def ask_remove(self, name: str) -> QMessageBox:
+        """Ask first (non-blocking); the model is removed only on Yes."""
+        row = next(r for r in self.controller.state.models if r.model.name == name)
+        text = (self.tr("Delete {0} from the data folder? This cannot be undone.") if row.model.origin == "data"
+                else self.tr("Forget {0}? Its folder stays where it is.")).format(name)
+        box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Models"), text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.buttonClicked.connect(
+            lambda b: self.remove(name) if box.standardButton(b) == QMessageBox.StandardButton.Yes else None)
+        self.confirmation = box
+        box.open()
+        return box
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Cancel a running job and wait for it (the main window closing)."""
+        self.controller.cancel()
+        self.controller.wait(timeout)
+
+    def _selected(self) -> ModelRow | None:
+        index, rows = self.table.currentRow(), self.controller.state.models
+        return rows[index] if 0 <= index < len(rows) else None
+
+    def _use_selected(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self.choose(row.model.folder)
+
+    def _remove_selected(self) -> None:
+        row = self._selected()
+        if row is not None:
+            self.ask_remove(row.model.name)
 
     def _ask_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, self.tr("Exported model folder"))
+        folder = QFileDialog.getExistingDirectory(self, self.tr("Model folder (export, Hugging Face or OpenVINO)"))
         if folder:
-            self.add_folder(Path(folder))
+            self.add(Path(folder))
 
-    def download(self, hub_id: str) -> None:
-        """Export `hub_id` in a child process (download included), with progress and cancel."""
-        target = models_dir() / (hub_id.split("/")[-1].lower() + "-int4")
-        command = export_command(hub_id, target)
-        self.process = QProcess(self)
-        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
-        self.process.readyReadStandardOutput.connect(self._on_output)
-        self.process.finished.connect(lambda code, _status: self._on_done(code, target))
-        self._last_error = ""
-        self.download_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.status.setText(self.tr("Starting the export of {0}…").format(hub_id))
-        self.process.start(command[0], command[1:])
+    def _ask_gguf(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, self.tr("GGUF model file"), "", self.tr("GGUF (*.gguf)"))
+        if name:
+            self.add(Path(name))
 
-    def _download(self) -> None:
-        self.download(self.variants.currentText())
+    # ------------------------------------------------------------------ rendering
 
-    def _on_output(self) -> None:
-        for line in bytes(self.process.readAllStandardOutput()).decode(errors="replace").splitlines():
-            line = line.strip()
-            if line.startswith("error:"):
-                self._last_error = line[len("error:"):].strip()
-            if line.startswith(("[", "error:", "Exported")):
-                self.status.setText(line)
+    def _on_event(self, kind: str, payload: object) -> None:
+        if kind == "changed":
+            self.render(self.controller.state)  # the newest: a queued event can be older than the state
+        elif kind == "chosen":
+            self.model_chosen.emit(payload)
+        elif kind == "added":
+            self.folder_added.emit(str(payload))
+        elif kind == "forgotten":
+            self.folder_forgotten.emit(str(payload))
 
-    def _cancel(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self._last_error = self.tr("Cancelled; nothing was written.")
+    def render(self, state: ManagerState) -> None:
+        """Show `state`: the tables only when they changed, the job and the message always."""
+        busy = state.job is not None
+        if (state.catalogue, state.models, busy) != self._shown:
+            self._render_catalogue(state.catalogue, busy)
+            self._render_models(state.models)
+            self._shown = (state.catalogue, state.models, busy)
+        for widget in (self.job_title, self.progress, self.cancel_button, self.job_detail):
+            widget.setVisible(busy)
+        for button in (self.add_folder_button, self.add_gguf_button, self.remove_button):
+            button.setEnabled(not busy)
+        if state.job is not None:
+            self.job_title.setText(state.job.title)
+            self.job_detail.setText(state.job.detail)
+            self.progress.setRange(0, 0 if state.job.fraction is None else 1000)
+            if state.job.fraction is not None:
+                self.progress.setValue(int(state.job.fraction * 1000))
+        self.status.setText(state.message)
+        self.status.setStyleSheet("color: #c0392b" if state.error else "")
+        self.state_shown.emit(state)
 
-    def _on_done(self, code: int, target: Path) -> None:
-        self.download_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        if code == 0 and read_manifest(target) is not None:
-            self.status.setText(self.tr("Ready: {0}").format(target.name))
-            self.refresh()
-            return
-        message = self._last_error or self.tr("The export failed (exit code {0}).").format(code)
-        if "Cannot reach the Hugging Face Hub" in message:
-            message = self.tr("No network: cpmdesk cannot download models here. Download the model on another "
-                              "machine, then use “Add a local folder…” (or run cpmdesk-export on the folder).")
-        self.status.setText(message)
+    def _render_catalogue(self, rows: tuple[CatalogueRow, ...], busy: bool) -> None:
+        self.catalogue.setRowCount(len(rows))
+        for index, row in enumerate(rows):
+            for column, text in enumerate(catalogue_cells(row)):
+                self.catalogue.setItem(index, column, QTableWidgetItem(text))
+            self.catalogue.item(index, 4).setToolTip(row.verdict.reason)
+            if row.installed is not None:
+                button = QPushButton(self.tr("Use"))
+                button.clicked.connect(lambda _=False, f=row.installed: self.choose(f))
+            else:
+                button = QPushButton(self.tr("Download"))
+                button.clicked.connect(lambda _=False, h=row.entry.hub_id: self.download(h))
+                button.setEnabled(not busy)
+            self.catalogue.setCellWidget(index, 5, button)
+
+    def _render_models(self, rows: tuple[ModelRow, ...]) -> None:
+        self.table.setRowCount(len(rows))
+        for index, row in enumerate(rows):
+            for column, text in enumerate(model_cells(row)):
+                self.table.setItem(index, column, QTableWidgetItem(text))
+
+
+def _table(headers: list[str]) -> QTableWidget:
+    table = QTableWidget(0, len(headers))
+    table.setHorizontalHeaderLabels(headers)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.horizontalHeader().setStretchLastSection(True)
+    table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    return table

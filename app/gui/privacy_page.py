@@ -41,15 +41,16 @@ def human_size(size: int) -> str:
 class PrivacyPage(QDialog):
     """Lists the stored data and deletes a kind of it after the user confirms."""
 
-    deleted = Signal(str)  # chats, settings, models, backups, documents, docs_index, embedding_model
+    deleted = Signal(str)  # chats, settings, models, downloads, backups, documents, docs_index, embedding_model
     about_to_delete = Signal(str)  # emitted (synchronously) before the files go: close what holds them open
 
     def __init__(self, data_dir: Path, store: ChatStore, model_in_use: Path | None = None, busy=lambda: False,
-                 parent=None) -> None:
+                 parent=None, downloading=lambda: False) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Privacy & data"))
         self.resize(720, 420)
         self.data_dir, self.store, self.model_in_use, self._busy = data_dir, store, model_in_use, busy
+        self._downloading = downloading
         intro = QLabel(self.tr(PRIVACY_TEXT), wordWrap=True)
         folder = QLabel(self.tr("Everything is kept in <b>{0}</b>").format(data_dir), wordWrap=True)
         self.table = QTreeWidget()
@@ -58,6 +59,7 @@ class PrivacyPage(QDialog):
         self.buttons: dict[str, QPushButton] = {}
         row = QHBoxLayout()
         for key, label in (("chats", self.tr("Delete all chats…")), ("models", self.tr("Delete models…")),
+                           ("downloads", self.tr("Delete downloads…")),
                            ("settings", self.tr("Reset settings…")), ("backups", self.tr("Delete backups…")),
                            ("documents", self.tr("Delete documents…")),
                            ("docs_index", self.tr("Delete document index…")),
@@ -114,6 +116,9 @@ class PrivacyPage(QDialog):
         if key in ("chats", "docs_index", "embedding_model") and self._busy():
             QMessageBox.information(self, self.tr("Privacy & data"), self.tr("Stop the answer first."))
             return
+        if key == "downloads" and self._downloading():
+            QMessageBox.information(self, self.tr("Privacy & data"), self.tr("Cancel the download in Models… first."))
+            return
         self.about_to_delete.emit(key)
         if key == "chats":
             data_inventory.delete_chats(self.store)
@@ -121,6 +126,8 @@ class PrivacyPage(QDialog):
             data_inventory.delete_settings(self.store)
         elif key == "models":
             data_inventory.delete_models(self.data_dir, self.model_in_use)
+        elif key == "downloads":
+            data_inventory.delete_downloads(self.data_dir)
         elif key == "backups":
             data_inventory.delete_backups(self.data_dir)
         elif key == "documents":

@@ -10,24 +10,32 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from app.engine import ChatEngine, Conversation, GenerationSettings
 from app.engine.speculative import DraftConfig
+from app.models.library import with_draft
 from app.store import ChatStore
 from app.store.answer_recorder import AnswerRecorder
 
 
 class ModelLoader(QObject):
-    """Builds a ChatEngine off the UI thread, in the pipeline mode `greedy` (or sampled) answers need."""
+    """Builds a ChatEngine off the UI thread, in the pipeline mode `greedy` (or sampled) answers need. With
+    `library_drafts`, a model without a draft of its own gets one from the user's models (the library's draft_for:
+    MiniCPM4-0.5B for an 8B MiniCPM4), `extra_dirs` being the folders the user added."""
 
     loaded = Signal(object)  # ChatEngine
     failed = Signal(str)
 
     def __init__(self, folder: Path, device: str, draft: DraftConfig | None = None,
-                 greedy: bool | None = None) -> None:
+                 greedy: bool | None = None, library_drafts: bool = False,
+                 extra_dirs: list[str] | None = None) -> None:
         super().__init__()
         self.folder, self.device, self.draft, self.greedy = folder, device, draft, greedy
+        self.library_drafts, self.extra_dirs = library_drafts, list(extra_dirs or [])
 
     def run(self) -> None:
+        draft = self.draft
+        if self.library_drafts:
+            draft, _match = with_draft(self.folder, draft or DraftConfig(), self.extra_dirs)
         try:
-            self.loaded.emit(ChatEngine(self.folder, self.device, draft=self.draft, greedy=self.greedy))
+            self.loaded.emit(ChatEngine(self.folder, self.device, draft=draft, greedy=self.greedy))
         except Exception as err:  # every load failure is shown to the user, never raised into Qt
             self.failed.emit(str(err))
 

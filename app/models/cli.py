@@ -92,7 +92,8 @@ def _download(args: argparse.Namespace) -> int:
         folder = download_model(args.hub_id, revision=args.revision, cancel=cancel, extra_bytes=extra,
                                 on_progress=lambda p: _line(f"[download] {p.describe()}"))
         _line(f"[download] done: {folder.name}")
-        return add(folder, on_progress=_print_convert, cancel=cancel)
+        return add(folder, on_progress=_print_convert, cancel=cancel,
+                   name=entry.folder_name if entry is not None else None)
 
     model = _cancellable(work)
     print(f"Added {model.name}")

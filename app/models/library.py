@@ -7,10 +7,11 @@ import hashlib
 import logging
 import shutil
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.engine.model_folder import ModelFolderError, check_model_folder
+from app.engine.speculative import DraftConfig
 from app.models.convert import OnConvert, convert
 from app.models.ir_import import import_ir, looks_like_ir
 from app.paths import data_dir, models_dir
@@ -95,30 +96,33 @@ def find_model(name: str) -> ModelInfo | None:
 
 
 def add(path: Path, on_progress: OnConvert | None = None, cancel: threading.Event | None = None,
-        options: tuple[str, ...] = ()) -> ModelInfo:
-    """Add a model: an exported cpmdesk folder or an optimum-cli IR folder (kept where it is, remembered), or a
-    Hugging Face folder or .gguf file (converted to int4 into the data folder in a child process)."""
+        options: tuple[str, ...] = (), name: str | None = None, remember: bool = True) -> ModelInfo:
+    """Add a model: an exported cpmdesk folder or an optimum-cli IR folder (kept where it is, remembered in the
+    settings unless `remember` is False: the window keeps its own list), or a Hugging Face folder or .gguf file
+    (converted to int4 into the data folder in a child process, into the folder `name`, by default the source's
+    name + "-int4")."""
     path = path.expanduser().resolve()
     if path.is_file():
         if path.suffix.lower() != ".gguf":
             raise LibraryError(f"{path.name} is not a .gguf file; add a .gguf file or a model folder")
-        return _convert_into_library(path, path.stem, on_progress, cancel, options)
+        return _convert_into_library(path, name or _converted_name(path.stem), on_progress, cancel, options)
     if not path.is_dir():
         raise LibraryError(f"{path} does not exist; pick a model folder or a .gguf file")
     if looks_like_ir(path):
         import_ir(path)
-        return _register(path)
+        return _register(path, remember)
     if read_manifest(path) is not None:
-        return _register(path)
+        return _register(path, remember)
     if (path / "config.json").is_file() and any(path.glob("*.safetensors")):
-        return _convert_into_library(path, path.name, on_progress, cancel, options)
+        return _convert_into_library(path, name or _converted_name(path.name), on_progress, cancel, options)
     raise LibraryError(f"{path.name} is not a model folder: expected a cpmdesk export (manifest.json), an OpenVINO IR "
                        "(openvino_model.xml) or a Hugging Face folder (config.json and .safetensors weights)")
 
 
-def remove(name: str) -> str:
-    """Delete a model from the data folder, or forget an added folder (its files stay); returns what was done."""
-    model = find_model(name)
+def remove(name: str, models: list[ModelInfo] | None = None) -> str:
+    """Delete a model from the data folder, or forget an added folder (its files stay); returns what was done.
+    `models`: the list to find `name` in (default: list_models())."""
+    model = next((m for m in (list_models() if models is None else models) if m.name == name), None)
     if model is None:
         raise LibraryError(f"No model named {name!r}; `cpmdesk models list` shows the names")
     if model.origin == "bundled":
@@ -162,6 +166,20 @@ def draft_for(folder: Path, models: list[ModelInfo] | None = None) -> DraftMatch
     return DraftMatch(None, f"no draft: {smaller[0].name} has a different tokenizer")
 
 
+def with_draft(folder: Path, config: DraftConfig, extra_dirs: list[str] | None = None) -> tuple[DraftConfig,
+                                                                                             DraftMatch]:
+    """`config` with the library's draft for `folder` (draft_for) when drafting is on; the engine takes it as
+    DraftConfig.model. A failure to look is logged and leaves the draft out: it never stops the model loading."""
+    if not config.enabled:
+        return config, DraftMatch(None, "draft off")
+    try:
+        match = draft_for(folder, list_models(extra_dirs))
+    except OSError as err:
+        log.warning("no draft for %s: %s", folder.name, err)
+        return config, DraftMatch(None, f"no draft: {err}")
+    return replace(config, model=match.folder), match
+
+
 def added_folders() -> list[str]:
     """Folders the user added (the settings' model_dirs); [] before the app has stored any settings."""
     from app.store import ChatStore
@@ -195,8 +213,8 @@ def _update_added(change) -> None:
         store.close()
 
 
-def _register(folder: Path) -> ModelInfo:
-    """Check an exported folder and remember it unless it already lives in the data folder."""
+def _register(folder: Path, remember: bool = True) -> ModelInfo:
+    """Check an exported folder and remember it (`remember`) unless it already lives in the data folder."""
     try:
         manifest = check_model_folder(folder)
     except ModelFolderError as err:
@@ -204,14 +222,18 @@ def _register(folder: Path) -> ModelInfo:
     if not is_chat_model(manifest):
         raise LibraryError(f"{folder.name} is not a chat model (task {manifest.get('task')!r})")
     inside = folder.parent.resolve() == models_dir().resolve()
-    if not inside:
+    if not inside and remember:
         remember_folder(folder)
     return ModelInfo(folder, manifest, "data" if inside else "added")
 
 
-def _convert_into_library(source: Path, stem: str, on_progress: OnConvert | None, cancel: threading.Event | None,
+def _converted_name(stem: str) -> str:
+    return stem.lower() + "-int4"
+
+
+def _convert_into_library(source: Path, name: str, on_progress: OnConvert | None, cancel: threading.Event | None,
                           options: tuple[str, ...]) -> ModelInfo:
-    out = models_dir() / (stem.lower() + "-int4")
+    out = models_dir() / name
     if read_manifest(out) is not None:
         raise LibraryError(f"{out.name} is already among your models; remove it first to convert again")
     convert(source, out, options, on_progress, cancel)
