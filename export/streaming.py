@@ -1,11 +1,12 @@
 """The torch-free exporter: weights streamed tensor by tensor into a stateful OpenVINO IR.
 
     reader (safetensors / GGUF) -> muP and AWQ scales -> NNCF quantizer, a chunk of rows at a time
-        -> scratch file -> graph built layer by layer (decoder_graph) -> ov.save_model -> tokenizer IRs
+        -> scratch file -> graph built layer by layer (decoder_graph) -> ConstantStore.save_ir -> tokenizer IRs
 
 Memory holds one chunk of one tensor, the per-tensor scales and the graph's nodes; the compressed weights
-live in the scratch file until `ov.save_model` copies them into openvino_model.bin. Neither torch nor
-optimum-intel is imported.
+live in the scratch file until `save_ir` copies them into openvino_model.bin a chunk at a time. Validation then
+runs the saved IR a range of layers at a time (export/layer_ranges.py). Neither torch nor optimum-intel is
+imported.
 """
 
 from __future__ import annotations

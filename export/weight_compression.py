@@ -1,8 +1,8 @@
 """Per-tensor weight compression for the streaming exporter: NNCF's quantizer, a few rows at a time.
 
 Each weight is read in row chunks, transformed (muP scales, AWQ scales), quantized with NNCF's
-weight-lowering functions and written into a scratch file; the graph gets a Constant over that file (not a
-copy in memory) and the decompression subgraph the CPU plugin fuses into its matmuls:
+weight-lowering functions and written into a scratch file (export/constant_store.py); the graph gets a Constant
+for it and the decompression subgraph the CPU plugin fuses into its matmuls:
 
     int4/int8 codes -> Convert f16 [-> Subtract zero point] -> Multiply scale [-> Reshape groups] -> Convert f32
 
