@@ -24,6 +24,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--model", type=Path, help="exported model folder (default: the embedded model)")
         command.add_argument("--device", default="CPU", help="OpenVINO device (default CPU)")
         command.add_argument("--max-new-tokens", type=int, default=1024)
+        command.add_argument("--temperature", type=float, default=0.0,
+                             help="sample at this temperature with the model's top-p/top-k (default 0: greedy, "
+                                  "the same answer every time)")
+        command.add_argument("--no-repetition-guard", dest="guard", action="store_false",
+                             help="do not penalize tokens the answer already repeats (on by default)")
         command.add_argument("--system", default="", help="system prompt")
         command.add_argument("--no-draft", dest="draft", action="store_false",
                              help="decode with the model alone, without its draft (assisted generation)")
@@ -87,12 +92,23 @@ def _engine(args: argparse.Namespace):
     return engine
 
 
+def _generation(engine, args: argparse.Namespace):
+    """The terminal's settings: the model's own top-p/top-k (app/engine/model_defaults.py) at --temperature,
+    the repetition guard unless --no-repetition-guard."""
+    from app.engine import GenerationSettings
+    from app.engine.model_defaults import REPETITION_GUARD, model_defaults
+
+    sampling = model_defaults(engine.folder)
+    return GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                              top_p=sampling.top_p, top_k=sampling.top_k,
+                              repetition_penalty=sampling.repetition_penalty,
+                              **(REPETITION_GUARD if args.guard else {}))
+
+
 def _turn(engine, conversation, text: str, args: argparse.Namespace) -> None:
     """One exchange; Ctrl-C stops the answer and keeps what was written."""
-    from app.engine import GenerationSettings
-
     cancel = threading.Event()
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
+    settings = _generation(engine, args)
     result: dict = {}
 
     def work() -> None:
@@ -132,9 +148,8 @@ def _ask(args: argparse.Namespace) -> int:
 
 def _ask_docs(engine, args: argparse.Namespace) -> int:
     from app.docs.cli import ask_documents, format_sources
-    from app.engine import GenerationSettings
 
-    answer = ask_documents(engine, args.prompt, args.system, GenerationSettings(max_new_tokens=args.max_new_tokens),
+    answer = ask_documents(engine, args.prompt, args.system, _generation(engine, args),
                            args.think, _TerminalPrinter(), threading.Event())
     sys.stdout.write("\n")
     sources = format_sources(answer)
