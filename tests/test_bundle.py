@@ -133,19 +133,26 @@ def _no_network() -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("source_fixture", ["tiny_minicpm", "smollm2_gguf"])
+_SPARSE = '{"variant": "minicpm4", "dense_len": 64}'
+
+
+@pytest.mark.parametrize(("source_fixture", "options"), [("tiny_minicpm", []), ("smollm2_gguf", []),
+                                                         ("tiny_minicpm", ["--sparse-attention", _SPARSE])],
+                         ids=["hf-folder", "gguf", "hf-folder-sparse-attention"])
 def test_bundled_exporter_converts_offline_and_answers(bundle: Path, tmp_path: Path, source_fixture: str,
-                                                       request: pytest.FixtureRequest) -> None:
-    """`cpmdesk export` in the bundle (no torch, no network): a Hugging Face folder (tiny MiniCPM4) and a `.gguf`
-    (SmolLM2-135M) become validated IRs through the streaming backend, and the bundle answers with them."""
+                                                       options: list[str], request: pytest.FixtureRequest) -> None:
+    """`cpmdesk export` in the bundle (no torch, no network): a Hugging Face folder (tiny MiniCPM4, also with
+    InfLLM v2 sparse attention through the shipped op library) and a `.gguf` (SmolLM2-135M) become validated IRs
+    through the streaming backend, and the bundle answers with them."""
     source: Path = request.getfixturevalue(source_fixture)
     out = tmp_path / "exported"
     env = _user_env(tmp_path)
-    exported = subprocess.run([*_no_network(), str(bundle), "export", str(source), str(out)], capture_output=True,
-                              text=True, timeout=900, env=env, cwd=tmp_path)
+    exported = subprocess.run([*_no_network(), str(bundle), "export", str(source), str(out), *options],
+                              capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
     assert exported.returncode == 0, (exported.stdout + exported.stderr)[-3000:]
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["backend"] == "streaming" and manifest["validation"]["passed"], manifest["validation"]
+    assert ("sparse_attention" in manifest) == bool(options)
     assert "torch" not in manifest["tools"] and manifest["tools"]["nncf"] == version("nncf")
     assert (out / "openvino_model.xml").is_file() and (out / "openvino_tokenizer.xml").is_file()
     asked = subprocess.run([*_no_network(), str(bundle), "ask", "--model", str(out), "Hello! Who are you?",
