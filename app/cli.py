@@ -197,6 +197,9 @@ def _start_app() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["export"]:
+        return _export(argv[1:])
     disable_telemetry()
     args = build_parser().parse_args(argv)
     from app.default_model import DefaultModelError
@@ -222,6 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelFolderError, DefaultModelError, EngineError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def _export(argv: list[str]) -> int:
+    """`cpmdesk export SOURCE OUT [options]` is `cpmdesk-export`: the bundle's way to run the exporter (it has no
+    separate executable). Dispatched before argparse so the exporter keeps its own options and help."""
+    from export.cli import main as export_main
+
+    return export_main(argv)
 
 
 if __name__ == "__main__":

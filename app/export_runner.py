@@ -7,5 +7,7 @@ from pathlib import Path
 
 
 def export_command(source: Path | str, out: Path, *options: str) -> list[str]:
-    """`python -m export SOURCE OUT …` with this interpreter; --force replaces a half-built OUT."""
-    return [sys.executable, "-m", "export", str(source), str(out), "--force", *options]
+    """The exporter as a child process: `python -m export SOURCE OUT …` with this interpreter, or `cpmdesk export
+    SOURCE OUT …` inside the bundle (its executable runs the exporter); --force replaces a half-built OUT."""
+    runner = [sys.executable, "export"] if getattr(sys, "frozen", False) else [sys.executable, "-m", "export"]
+    return [*runner, str(source), str(out), "--force", *options]

@@ -10,7 +10,7 @@ _ROOT = Path(getattr(sys, "_MEIPASS", Path(__file__).resolve().parents[1]))
 
 
 def is_bundled() -> bool:
-    """True when running from the PyInstaller bundle (no exporter, no torch there)."""
+    """True when running from the PyInstaller bundle (no torch there; its exporter is `cpmdesk export`)."""
     return bool(getattr(sys, "frozen", False))
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import traceback
+from importlib import metadata
 from pathlib import Path
 
 from export.draft_vocab import DEFAULT_DRAFT_VOCAB
@@ -133,9 +134,22 @@ def _check_options(args: argparse.Namespace) -> str | None:
         return f"--num-samples {args.num_samples}: use at least 1 calibration sample"
     if args.draft_vocab < 0:
         return f"--draft-vocab {args.draft_vocab}: use 0 (keep all) or a positive number of token ids"
+    if (args.backend == "optimum" or args.task == "embedding") and not _installed("optimum-intel"):
+        what = "--task embedding" if args.task == "embedding" else "--backend optimum"
+        return (f"{what} needs optimum-intel and PyTorch, which are not installed here (pip install "
+                "'cpmdesk[export]'); the default streaming backend exports chat models without them")
     if args.scale_estimation and not args.dataset:
         return "--scale-estimation needs --dataset (use --dataset auto to stay offline) and --backend optimum"
     return None
+
+
+def _installed(distribution: str) -> bool:
+    """True when the distribution is installed (its metadata is there; the bundle ships none for optimum)."""
+    try:
+        metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

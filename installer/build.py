@@ -1,9 +1,13 @@
 """Build the one-folder bundle: `python installer/build.py` (what `make bundle` runs) -> dist/cpmdesk/.
 
-The bundle ships the exported default model (SmolLM2-135M int4 IR) read-only, because it has no exporter (no
-torch) to build one on first start. The model comes from the data folder (`cpmdesk prepare` builds it there).
-It also ships Documents mode's embedding model (all-MiniLM-L6-v2 int8 IR) and the compiled op library that
-sparse-attention (InfLLM v2) models need, for the same reason.
+The bundle carries the torch-free exporter: `cpmdesk export SOURCE OUT [options]` is `cpmdesk-export` (streaming
+backend: NNCF's weight lowering, openvino-tokenizers, transformers' tokenizers, safetensors, gguf, huggingface_hub),
+so the installed app converts Hugging Face folders, hub models and `.gguf` files itself. No torch, torchvision,
+optimum or accelerate: the build fails if any of them gets in (`--backend optimum` needs the pip install).
+It still ships the exported default model (SmolLM2-135M int4 IR) read-only, so the first start needs no export; it
+comes from the data folder (`cpmdesk prepare` builds it there). It also ships Documents mode's embedding model
+(all-MiniLM-L6-v2 int8 IR; its export needs optimum) and the compiled op library that sparse-attention (InfLLM v2)
+models need, both to run them and to export them.
 """
 
 from __future__ import annotations
@@ -11,11 +15,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# Never in the bundle (the spec excludes them, and the build fails if one gets in).
+FORBIDDEN = ("torch", "torchvision", "torchaudio", "optimum", "optimum_intel", "accelerate")
+_FORBIDDEN_FILE = re.compile(rf"(?:{'|'.join(FORBIDDEN)})(?:[-.].*)?|lib(?:torch|c10)\b.*", re.IGNORECASE)
 SPEC = REPO / "installer" / "cpmdesk.spec"
 SOURCES = ("app", "export", "resources", "installer", "ov_ops")
 BUILD_OUTPUTS = ("ov_ops/build/",)  # compiled op libraries (the bundle ships the one for the current sources)
@@ -38,9 +46,29 @@ def executable(dist: Path) -> Path:
     return dist / "cpmdesk" / ("cpmdesk.exe" if os.name == "nt" else "cpmdesk")
 
 
+def forbidden_module(name: str) -> bool:
+    """True for a module of a forbidden package (`torch`, `torch.nn`…)."""
+    return name.split(".")[0] in FORBIDDEN
+
+
+def forbidden_path(path: str) -> bool:
+    """True for a path (relative to the bundle's `_internal/`) of a forbidden package: under `torch/`, `torch.libs/`
+    or `torch-2.1.dist-info/`, or a `libtorch*` / `libc10*` library anywhere."""
+    first = Path(path).parts[0] if Path(path).parts else ""
+    return bool(_FORBIDDEN_FILE.fullmatch(first)) or Path(path).name.lower().startswith(("libtorch", "libc10"))
+
+
+def forbidden_files(bundle: Path) -> list[str]:
+    """Files and folders under the bundle's `_internal/` that belong to a forbidden package."""
+    internal = bundle / "_internal"
+    return sorted(p.relative_to(internal).as_posix() for p in internal.rglob("*")
+                  if forbidden_path(p.relative_to(internal).as_posix()))
+
+
 def build_bundle(dist: Path, model: Path, work: Path | None = None, embedding_model: Path | None = None,
                  ops_library: Path | None = None) -> Path:
-    """Run PyInstaller on the spec; returns the executable. Raises CalledProcessError with its log on failure.
+    """Run PyInstaller on the spec; returns the executable. Raises CalledProcessError with its log on failure, and
+    RuntimeError when torch (or another forbidden package) is in the result.
     `embedding_model` (Documents mode) and `ops_library` (sparse-attention models) are shipped when given."""
     work = work or dist.parent / f"{dist.name}-work"
     env = {**os.environ, "CPMDESK_BUNDLE_MODEL": str(model), "PYTHONPATH": str(REPO)}
@@ -50,6 +78,9 @@ def build_bundle(dist: Path, model: Path, work: Path | None = None, embedding_mo
         env["CPMDESK_BUNDLE_OPS_LIBRARY"] = str(ops_library)
     subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN", "--distpath", str(dist),
                     "--workpath", str(work), str(SPEC)], check=True, env=env, cwd=REPO)
+    leaked = forbidden_files(dist / "cpmdesk")
+    if leaked:
+        raise RuntimeError(f"The bundle must hold no torch, but it has: {', '.join(leaked[:20])}")
     return executable(dist)
 
 

@@ -1,4 +1,5 @@
-"""PyInstaller runtime hook: tell openvino-genai where the bundled openvino-tokenizers library is."""
+"""PyInstaller runtime hook: tell openvino-genai where the bundled openvino-tokenizers library is, and the exporter
+(`cpmdesk export`, sparse-attention models) where the bundled cpmdesk op library is."""
 
 import os
 import sys
@@ -10,3 +11,6 @@ for _name in ("libopenvino_tokenizers.so", "libopenvino_tokenizers.dylib", "open
         os.environ.setdefault("OPENVINO_TOKENIZERS_PATH_GENAI", str(_lib / _name))
         os.environ.setdefault("OV_TOKENIZER_PREBUILD_EXTENSION_PATH", str(_lib / _name))
         break
+_ops = Path(sys._MEIPASS) / "ov-ops" / "libcpmdesk_ov_ops.so"
+if _ops.is_file():
+    os.environ.setdefault("CPMDESK_OV_OPS_LIBRARY", str(_ops))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from installer.build import build_bundle, executable, sources_key
+from installer.build import build_bundle, executable, forbidden_files, sources_key
 from tests.conftest import CACHE
 from tests.docs_corpus import write_docx, write_pdf
 
@@ -65,9 +66,17 @@ def test_bundle_has_the_runtime_and_no_torch(bundle: Path, default_model: Path, 
                                              ops_library: Path) -> None:
     internal = bundle.parent / "_internal"
     names = {p.name for p in internal.rglob("*")}
-    for heavy in ("torch", "transformers", "optimum", "nncf", "torchvision"):
+    for heavy in ("torch", "torchvision", "optimum", "optimum_intel", "accelerate"):
         assert heavy not in names, f"{heavy} is in the bundle"
-    assert not [n for n in names if n.startswith("libtorch")]
+    assert not [n for n in names if n.startswith(("libtorch", "libc10", "libcudart"))]
+    assert forbidden_files(bundle.parent) == []
+    # the torch-free exporter's packages are in (transformers for its tokenizers and configs only)
+    for package in ("transformers", "tokenizers", "safetensors", "gguf", "sentencepiece", "huggingface_hub"):
+        assert any(n.startswith(f"{package}-") and n.endswith(".dist-info") for n in names), package
+    assert (internal / "nncf-3.4.0.dist-info").is_dir() and (internal / "tokenizers").is_dir()
+    assert (internal / "transformers" / "models" / "llama" / "tokenization_llama.py").is_file()
+    assert not (internal / "transformers" / "models" / "llama" / "modeling_llama.py").exists()
+    assert not list(internal.glob("cpmdesk-*.dist-info/direct_url.json"))  # the build machine's checkout path
     libs = internal / "openvino" / "libs"
     assert (libs / "libopenvino_intel_cpu_plugin.so").is_file() and list(libs.glob("libopenvino_ir_frontend.so*"))
     assert (internal / "openvino_tokenizers" / "lib" / "libopenvino_tokenizers.so").is_file()
@@ -115,6 +124,51 @@ def test_bundled_documents_mode_indexes_and_answers_offline(bundle: Path, tmp_pa
     assert asked.returncode == 0, asked.stderr[-3000:]
     assert "Sources:" in asked.stdout and "notes.txt" in asked.stdout and "Pier 14" in asked.stdout, asked.stdout
     assert not (tmp_path / "data" / "models").exists() or not any((tmp_path / "data" / "models").iterdir())
+
+
+def _no_network() -> list[str]:
+    """A prefix that runs a command in a fresh network namespace (no network at all), when the system allows it."""
+    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"]).returncode == 0:
+        return ["unshare", "-rn"]
+    return []
+
+
+_SPARSE = '{"variant": "minicpm4", "dense_len": 64}'
+
+
+@pytest.mark.parametrize(("source_fixture", "options"), [("tiny_minicpm", []), ("smollm2_gguf", []),
+                                                         ("tiny_minicpm", ["--sparse-attention", _SPARSE])],
+                         ids=["hf-folder", "gguf", "hf-folder-sparse-attention"])
+def test_bundled_exporter_converts_offline_and_answers(bundle: Path, tmp_path: Path, source_fixture: str,
+                                                       options: list[str], request: pytest.FixtureRequest) -> None:
+    """`cpmdesk export` in the bundle (no torch, no network): a Hugging Face folder (tiny MiniCPM4, also with
+    InfLLM v2 sparse attention through the shipped op library) and a `.gguf` (SmolLM2-135M) become validated IRs
+    through the streaming backend, and the bundle answers with them."""
+    source: Path = request.getfixturevalue(source_fixture)
+    out = tmp_path / "exported"
+    env = _user_env(tmp_path)
+    exported = subprocess.run([*_no_network(), str(bundle), "export", str(source), str(out), *options],
+                              capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
+    assert exported.returncode == 0, (exported.stdout + exported.stderr)[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["backend"] == "streaming" and manifest["validation"]["passed"], manifest["validation"]
+    assert ("sparse_attention" in manifest) == bool(options)
+    assert "torch" not in manifest["tools"] and manifest["tools"]["nncf"] == version("nncf")
+    assert (out / "openvino_model.xml").is_file() and (out / "openvino_tokenizer.xml").is_file()
+    asked = subprocess.run([*_no_network(), str(bundle), "ask", "--model", str(out), "Hello! Who are you?",
+                            "--max-new-tokens", "20"], capture_output=True, text=True, timeout=300, env=env,
+                           cwd=tmp_path)
+    assert asked.returncode == 0, asked.stderr[-3000:]
+    assert asked.stdout.strip(), asked.stderr[-3000:]
+    assert not (tmp_path / "home" / ".cache" / "huggingface").exists()  # nothing went through the hub cache
+
+
+def test_bundled_exporter_refuses_the_optimum_backend(bundle: Path, tmp_path: Path, tiny_llama: Path) -> None:
+    """The bundle has no torch or optimum: `--backend optimum` says what it needs before reading anything."""
+    result = subprocess.run([str(bundle), "export", str(tiny_llama), str(tmp_path / "out"), "--backend", "optimum"],
+                            capture_output=True, text=True, timeout=120, env=_user_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "pip install 'cpmdesk[export]'" in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_bundled_window_starts_offscreen(bundle: Path, tmp_path: Path) -> None:

@@ -6,8 +6,12 @@ import configparser
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from app.export_runner import export_command
 from app.resources import is_bundled, resource_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,3 +69,23 @@ def test_linux_install_without_a_bundle_says_how_to_build_it(tmp_path) -> None:
     result = subprocess.run(["sh", str(INSTALLER / "install-linux.sh"), str(tmp_path / "none")], capture_output=True,
                             text=True, env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)})
     assert result.returncode == 2 and "make bundle" in result.stderr
+
+
+def test_export_command_runs_this_interpreter_or_the_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From source: `python -m export …`; inside the bundle (sys.frozen): its own executable, `cpmdesk export …`."""
+    source, out = Path("model.gguf"), Path("out")
+    assert export_command(source, out, "--sym") == [sys.executable, "-m", "export", "model.gguf", "out", "--force",
+                                                    "--sym"]
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert export_command(source, out) == [sys.executable, "export", "model.gguf", "out", "--force"]
+
+
+def test_cpmdesk_export_is_the_exporter(tmp_path: Path) -> None:
+    """`python -m app export …` (the bundle's `cpmdesk export …`) is cpmdesk-export, outside the app's own parser."""
+    shown = subprocess.run([sys.executable, "-m", "app", "export", "--help"], capture_output=True, text=True,
+                           timeout=120, cwd=REPO)
+    assert shown.returncode == 0 and "--weight-format" in shown.stdout and "--backend" in shown.stdout
+    refused = subprocess.run([sys.executable, "-m", "app", "export", str(tmp_path / "absent"), str(tmp_path / "out"),
+                              "--group-size", "3"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert refused.returncode == 2 and "--group-size 3" in refused.stderr
+    assert not (tmp_path / "out").exists()
