@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,15 +67,48 @@ def forbidden_files(bundle: Path) -> list[str]:
                   if forbidden_path(p.relative_to(internal).as_posix()))
 
 
+_PATH_FILES = ("manifest.json", "openvino_config.json")  # where exports record source paths (not tokenizer.json!)
+
+
+def _path_free(value):
+    """`value` (parsed JSON) with every absolute path replaced by its last part."""
+    if isinstance(value, dict):
+        return {key: _path_free(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_path_free(item) for item in value]
+    if isinstance(value, str) and (value.startswith("/") or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
+        return Path(value.replace("\\", "/")).name
+    return value
+
+
+def portable_model(model: Path, staging: Path) -> Path:
+    """A copy of an exported model folder (files hard-linked where possible) whose manifest and
+    openvino_config.json name no path of the machine that built it: what the bundle ships."""
+    target = staging / model.name
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for path in model.iterdir():
+        if path.name in _PATH_FILES:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            (target / path.name).write_text(json.dumps(_path_free(data), indent=2), encoding="utf-8")
+        elif path.is_file():
+            try:
+                os.link(path, target / path.name)
+            except OSError:
+                shutil.copy2(path, target / path.name)
+    return target
+
+
 def build_bundle(dist: Path, model: Path, work: Path | None = None, embedding_model: Path | None = None,
                  ops_library: Path | None = None) -> Path:
     """Run PyInstaller on the spec; returns the executable. Raises CalledProcessError with its log on failure, and
     RuntimeError when torch (or another forbidden package) is in the result.
     `embedding_model` (Documents mode) and `ops_library` (sparse-attention models) are shipped when given."""
     work = work or dist.parent / f"{dist.name}-work"
-    env = {**os.environ, "CPMDESK_BUNDLE_MODEL": str(model), "PYTHONPATH": str(REPO)}
+    staging = work / "models"
+    env = {**os.environ, "CPMDESK_BUNDLE_MODEL": str(portable_model(model, staging)), "PYTHONPATH": str(REPO)}
     if embedding_model is not None:
-        env["CPMDESK_BUNDLE_EMBEDDING_MODEL"] = str(embedding_model)
+        env["CPMDESK_BUNDLE_EMBEDDING_MODEL"] = str(portable_model(embedding_model, staging))
     if ops_library is not None:
         env["CPMDESK_BUNDLE_OPS_LIBRARY"] = str(ops_library)
     subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN", "--distpath", str(dist),

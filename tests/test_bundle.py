@@ -163,6 +163,30 @@ def test_bundled_exporter_converts_offline_and_answers(bundle: Path, tmp_path: P
     assert not (tmp_path / "home" / ".cache" / "huggingface").exists()  # nothing went through the hub cache
 
 
+@pytest.mark.parametrize("source_fixture", ["tiny_minicpm", "smollm2_gguf"])
+def test_bundled_models_add_converts_in_app_offline(bundle: Path, tmp_path: Path, source_fixture: str,
+                                                    request: pytest.FixtureRequest) -> None:
+    """`cpmdesk models add` in the bundle (no network): the library converts the source with the bundle's own
+    exporter in a child process, lists it as a chat model without machine paths, and the bundle answers with it."""
+    source: Path = request.getfixturevalue(source_fixture)
+    env = _user_env(tmp_path)
+    added = subprocess.run([*_no_network(), str(bundle), "models", "add", str(source)], capture_output=True,
+                           text=True, timeout=900, env=env, cwd=tmp_path)
+    assert added.returncode == 0, (added.stdout + added.stderr)[-3000:]
+    assert "layer" in added.stdout + added.stderr  # conversion progress by layer
+    folders = [p for p in (tmp_path / "data" / "models").iterdir() if (p / "manifest.json").is_file()]
+    assert len(folders) == 1 and json.loads((folders[0] / "manifest.json").read_text())["validation"]["passed"]
+    listed = subprocess.run([str(bundle), "models", "list"], capture_output=True, text=True, timeout=120, env=env,
+                            cwd=tmp_path)
+    assert listed.returncode == 0 and folders[0].name in listed.stdout, listed.stdout + listed.stderr
+    assert str(source.parent) not in listed.stdout and str(tmp_path) not in listed.stdout
+    assert "MiniLM" not in listed.stdout
+    asked = subprocess.run([*_no_network(), str(bundle), "ask", "--model", str(folders[0]), "Hello!",
+                            "--max-new-tokens", "12"], capture_output=True, text=True, timeout=300, env=env,
+                           cwd=tmp_path)
+    assert asked.returncode == 0 and asked.stdout.strip(), asked.stderr[-3000:]
+
+
 def test_bundled_exporter_refuses_the_optimum_backend(bundle: Path, tmp_path: Path, tiny_llama: Path) -> None:
     """The bundle has no torch or optimum: `--backend optimum` says what it needs before reading anything."""
     result = subprocess.run([str(bundle), "export", str(tiny_llama), str(tmp_path / "out"), "--backend", "optimum"],
@@ -191,6 +215,19 @@ def test_bundled_window_starts_offscreen(bundle: Path, tmp_path: Path) -> None:
         app.send_signal(signal.SIGTERM)
         app.wait(30)
     assert (tmp_path / "data" / "chats.sqlite3").is_file()
+
+
+def test_bundled_models_name_no_path_of_the_build_machine(bundle: Path) -> None:
+    """The shipped models' manifests and configs say where they came from by name, not by this machine's paths."""
+    import sys
+
+    shipped = bundle.parent / "_internal" / "bundled-models"
+    texts = {p: p.read_text(encoding="utf-8") for p in shipped.rglob("*.json")}
+    assert any(p.name == "manifest.json" for p in texts)
+    for root in (str(Path(__file__).resolve().parents[1]), sys.prefix, str(Path.home())):
+        assert not [p.name for p, text in texts.items() if root in text], root
+    manifest = json.loads(next(t for p, t in texts.items() if p.name == "manifest.json"))
+    assert manifest["source"]["spec"] and "/" not in manifest["source"]["path"]
 
 
 def test_bundle_size_is_reasonable(bundle: Path) -> None:

@@ -39,7 +39,7 @@ class DefaultModelBuilder(QObject):
 
     def run(self) -> None:
         if is_bundled():
-            self.failed.emit("This bundle has no built-in model; choose an exported model folder in Models…")
+            self.failed.emit("This installation has no built-in model; download or add one in Models…")
             return
         try:
             command = export_command(find_default_gguf(), default_model_dir(), *DEFAULT_EXPORT_OPTIONS)
