@@ -70,12 +70,12 @@ def forbidden_files(bundle: Path) -> list[str]:
 _PATH_FILES = ("manifest.json", "openvino_config.json")  # where exports record source paths (not tokenizer.json!)
 
 
-def _path_free(value):
+def path_free(value):
     """`value` (parsed JSON) with every absolute path replaced by its last part."""
     if isinstance(value, dict):
-        return {key: _path_free(item) for key, item in value.items()}
+        return {key: path_free(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_path_free(item) for item in value]
+        return [path_free(item) for item in value]
     if isinstance(value, str) and (value.startswith("/") or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
         return Path(value.replace("\\", "/")).name
     return value
@@ -90,7 +90,7 @@ def portable_model(model: Path, staging: Path) -> Path:
     for path in model.iterdir():
         if path.name in _PATH_FILES:
             data = json.loads(path.read_text(encoding="utf-8"))
-            (target / path.name).write_text(json.dumps(_path_free(data), indent=2), encoding="utf-8")
+            (target / path.name).write_text(json.dumps(path_free(data), indent=2), encoding="utf-8")
         elif path.is_file():
             try:
                 os.link(path, target / path.name)

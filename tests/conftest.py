@@ -81,6 +81,12 @@ def smollm2_gguf() -> Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2_safetensors(smollm2_gguf: Path) -> Path:
+    """SmolLM2-135M-Instruct as a Hugging Face safetensors folder, written from the packaged GGUF's weights."""
+    return _cached_build("smollm2-safetensors", lambda p: model_builders.write_safetensors_from_gguf(smollm2_gguf, p))
+
+
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The app's data folder for tests, cached in the workspace so the default model is built once."""
     folder = CACHE / "test-data"

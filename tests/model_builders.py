@@ -316,3 +316,25 @@ def write_random_minicpm(out: Path, config: dict, shard_bytes: int = 4 << 30, se
         shutil.copy2(MINICPM_TOKENIZER_DIR / name, out / name)
     shutil.copy2(MINICPM_CONFIG_DIR / "generation_config.json", out / "generation_config.json")
     return sum(math.prod(s) for s in shapes.values())
+
+
+def write_safetensors_from_gguf(gguf: Path, out: Path) -> None:
+    """A Hugging Face folder (config, tokenizer files, f16 model.safetensors) with a GGUF's weights: the real
+    SmolLM2-135M-Instruct as the safetensors checkpoint users download (the hub is not reachable here)."""
+    from safetensors.numpy import save_file
+
+    from export.streaming import open_model
+
+    model = open_model(gguf, "", out)
+    reader = model.reader
+    save_file({name: read_tensor_f16(reader, name) for name in reader.names()}, str(out / "model.safetensors"),
+              metadata={"format": "pt"})
+
+
+def read_tensor_f16(reader, name: str):
+    """One tensor of a reader, stored as f16."""
+    import numpy as np
+
+    from export.tensor_reader import read_tensor
+
+    return np.ascontiguousarray(read_tensor(reader, name).astype(np.float16))

@@ -128,17 +128,21 @@ def test_cancel_during_a_download_leaves_no_file(qtbot, window, data, tiny_minic
 
 
 @pytest.mark.slow
-def test_add_gguf_converts_and_lists_it(qtbot, window, data, smollm2_gguf) -> None:
+@pytest.mark.parametrize("source_fixture", ["smollm2_gguf", "smollm2_safetensors", "tiny_minicpm"])
+def test_add_converts_and_lists_it(qtbot, window, data, source_fixture, request) -> None:
+    """Add… a .gguf or a Hugging Face folder: converted in a child process with progress by layer, listed by name
+    only, and usable."""
+    source: Path = request.getfixturevalue(source_fixture)
     manager = window.open_models()
     details: list[str] = []
     manager.state_shown.connect(lambda state: details.append(state.job.detail) if state.job else None)
-    assert manager.add(smollm2_gguf)
-    assert not manager.add(smollm2_gguf), "one job at a time"
+    assert manager.add(source)
+    assert not manager.add(source), "one job at a time"
     qtbot.waitUntil(lambda: not manager.controller.busy and manager.controller.state.job is None, timeout=LONG)
-    name = smollm2_gguf.stem.lower() + "-int4"
+    name = (source.stem if source.is_file() else source.name).lower() + "-int4"
     assert manager.status.text() == f"Added {name}", manager.status.text()
     assert [row[0] for row in cells(manager.table)] == [name]
-    assert cells(manager.table)[0][3] == smollm2_gguf.name
+    assert cells(manager.table)[0][3] == source.name
     assert any("layer " in d for d in details), details
     with qtbot.waitSignal(window.model_ready, timeout=LONG):
         manager.table.selectRow(0)
