@@ -189,6 +189,28 @@ def test_bundled_models_add_converts_in_app_offline(bundle: Path, tmp_path: Path
     assert asked.returncode == 0 and asked.stdout.strip(), asked.stderr[-3000:]
 
 
+def test_bundled_models_download_from_a_hub_and_answers(bundle: Path, tmp_path: Path, tiny_minicpm: Path) -> None:
+    """`cpmdesk models download` in the bundle against a local stand-in for the hub (huggingface_hub's endpoint
+    setting): the files land in the data folder (not the Hugging Face cache), are converted, and answer."""
+    from tests.hub_server import FakeHub
+
+    with FakeHub({"openbmb/MiniCPM4-0.5B": tiny_minicpm}) as hub:
+        env = _user_env(tmp_path, HF_ENDPOINT=hub.url)
+        result = subprocess.run([str(bundle), "models", "download", "openbmb/MiniCPM4-0.5B"], capture_output=True,
+                                text=True, timeout=900, env=env, cwd=tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    downloaded = tmp_path / "data" / "downloads"
+    served = {p.name: p.read_bytes() for p in tiny_minicpm.iterdir() if p.suffix in (".json", ".safetensors")}
+    got = {p.name: p.read_bytes() for p in downloaded.rglob("*") if p.is_file() and p.name in served}
+    assert got == served
+    assert not (tmp_path / "home" / ".cache" / "huggingface" / "hub").exists()
+    model = tmp_path / "data" / "models" / "minicpm4-0.5b-int4"
+    assert json.loads((model / "manifest.json").read_text())["validation"]["passed"]
+    asked = subprocess.run([str(bundle), "ask", "--model", str(model), "Hello!", "--max-new-tokens", "8"],
+                           capture_output=True, text=True, timeout=300, env=_user_env(tmp_path), cwd=tmp_path)
+    assert asked.returncode == 0 and asked.stdout.strip(), asked.stderr[-3000:]
+
+
 def test_bundled_exporter_refuses_the_optimum_backend(bundle: Path, tmp_path: Path, tiny_llama: Path) -> None:
     """The bundle has no torch or optimum: `--backend optimum` says what it needs before reading anything."""
     result = subprocess.run([str(bundle), "export", str(tiny_llama), str(tmp_path / "out"), "--backend", "optimum"],
