@@ -17,3 +17,10 @@ def wait(condition: Callable[[], bool], seconds: float = 120) -> None:
     if not condition() and loop.exec() == 1:
         raise SystemExit("timed out")
     poll.stop()
+
+
+def models_job_settled(manager) -> bool:
+    """The Models window's job is over and the window shows its final state (the worker's last event reaches the
+    widget through the event loop after the controller is idle)."""
+    state = manager.controller.state
+    return not manager.controller.busy and state.job is None and manager.status.text() == state.message

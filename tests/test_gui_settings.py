@@ -10,6 +10,7 @@ from app.gui.appearance import is_dark
 from app.gui.main_window import MainWindow
 from app.paths import models_dir
 from app.store import ChatStore
+from tests.qt_wait import models_job_settled
 
 pytestmark = pytest.mark.slow
 LONG = 120_000
@@ -49,7 +50,7 @@ def test_model_manager_lists_adds_and_switches(qtbot, window, default_model, tin
     assert manager.table.item(0, 1).text().endswith("MiB")
 
     assert manager.add(tiny_llama / "config.json")  # neither a model folder nor a .gguf file
-    qtbot.waitUntil(lambda: not manager.controller.busy and manager.controller.state.job is None, timeout=LONG)
+    qtbot.waitUntil(lambda: models_job_settled(manager), timeout=LONG)
     assert "is not a .gguf file" in manager.status.text()
     tiny = exported(tiny_llama, "int4")
     with qtbot.waitSignal(manager.folder_added, timeout=LONG):
@@ -68,7 +69,7 @@ def test_download_without_network_says_so(qtbot, window, tmp_path) -> None:
     manager.controller.endpoint = "http://127.0.0.1:9"  # closed port: the hub is unreachable
     assert manager.download("openbmb/MiniCPM4-0.5B")
     assert manager.cancel_button.isVisible()
-    qtbot.waitUntil(lambda: not manager.controller.busy and manager.controller.state.job is None, timeout=LONG)
+    qtbot.waitUntil(lambda: models_job_settled(manager), timeout=LONG)
     assert "No network" in manager.status.text() and "Add folder" in manager.status.text()
     assert not (models_dir() / "minicpm4-0.5b-int4").exists()
 

@@ -20,6 +20,7 @@ from app.gui.model_manager import ModelManager
 from app.models.catalogue import CATALOGUE
 from app.store import ChatStore
 from tests.hub_server import FakeHub
+from tests.qt_wait import models_job_settled
 
 LONG = 600_000  # ms: a conversion on 2 shared cores
 SMALL_HUB_ID = "openbmb/MiniCPM4-0.5B"  # served by the local hub: the tiny MiniCPM4 under the catalogue's id
@@ -121,7 +122,7 @@ def test_cancel_during_a_download_leaves_no_file(qtbot, window, data, tiny_minic
                         and (manager.controller.state.job.fraction or 0) > 0.02, timeout=LONG)
         assert hub.bytes_sent > 0
         qtbot.mouseClick(manager.cancel_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: not manager.controller.busy and manager.controller.state.job is None, timeout=60_000)
+        qtbot.waitUntil(lambda: models_job_settled(manager), timeout=60_000)
     assert manager.status.text().startswith("Cancelled")
     assert files_in(data) == before and not (data / "downloads").exists()
     assert cells(manager.table) == [] and catalogue_button(manager, 0).text() == "Download"
@@ -138,7 +139,7 @@ def test_add_converts_and_lists_it(qtbot, window, data, source_fixture, request)
     manager.state_shown.connect(lambda state: details.append(state.job.detail) if state.job else None)
     assert manager.add(source)
     assert not manager.add(source), "one job at a time"
-    qtbot.waitUntil(lambda: not manager.controller.busy and manager.controller.state.job is None, timeout=LONG)
+    qtbot.waitUntil(lambda: models_job_settled(manager), timeout=LONG)
     name = (source.stem if source.is_file() else source.name).lower() + "-int4"
     assert manager.status.text() == f"Added {name}", manager.status.text()
     assert [row[0] for row in cells(manager.table)] == [name]
