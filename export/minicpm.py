@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from export.model_spec import logit_scale, residual_scale
+from export.model_spec import logit_scale, require_dense_silu, residual_scale
 
 __all__ = ["build_reference", "fold_to_llama", "logit_scale", "residual_scale", "rope_parameters"]
 
@@ -46,6 +46,7 @@ def fold_to_llama(src: Path, dst: Path, dtype: torch.dtype) -> None:
     from transformers import LlamaConfig
 
     config = json.loads((src / "config.json").read_text())
+    require_dense_silu(config, "minicpm")
     res, emb_scale, head_scale = residual_scale(config), float(config["scale_emb"]), logit_scale(config)
     index_file = src / "model.safetensors.index.json"
     shards = (sorted(set(json.loads(index_file.read_text())["weight_map"].values())) if index_file.is_file()

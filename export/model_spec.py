@@ -125,6 +125,16 @@ class DecoderSpec:
         return 1.0 / math.sqrt(self.head_dim)
 
 
+def require_dense_silu(config: dict, model_type: str) -> None:
+    """Refuse a config whose MLP is not one dense SiLU-gated block (e.g. MiniCPM-S's fatrelu, MiniCPM-MoE)."""
+    activation = config.get("hidden_act", config.get("hidden_activation", "silu"))
+    if activation not in ("silu", "swish"):
+        raise UnsupportedArchitectureError(f"{model_type} with hidden_act {activation!r} is not supported (only "
+                                           "SiLU-gated MLPs are); this checkpoint would export as a different model")
+    if int(config.get("num_experts") or config.get("num_local_experts") or 0) > 0:
+        raise UnsupportedArchitectureError(f"mixture-of-experts {model_type} models are not supported")
+
+
 def decoder_spec(config: dict, model_type: str, tied: bool) -> DecoderSpec:
     """The spec of a Hugging Face config; `tied` says whether the head reuses the embedding.
 
@@ -134,12 +144,7 @@ def decoder_spec(config: dict, model_type: str, tied: bool) -> DecoderSpec:
     if model_type not in STREAMING_TYPES:
         raise UnsupportedArchitectureError(f"the streaming exporter builds {', '.join(STREAMING_TYPES)}, not "
                                            f"{model_type!r}; use --backend optimum")
-    activation = config.get("hidden_act", config.get("hidden_activation", "silu"))
-    if activation not in ("silu", "swish"):
-        raise UnsupportedArchitectureError(f"{model_type} with hidden_act {activation!r} is not supported (only "
-                                           "SiLU-gated MLPs are); this checkpoint would export as a different model")
-    if int(config.get("num_experts") or config.get("num_local_experts") or 0) > 0:
-        raise UnsupportedArchitectureError(f"mixture-of-experts {model_type} models are not supported")
+    require_dense_silu(config, model_type)
     hidden, heads = int(config["hidden_size"]), int(config["num_attention_heads"])
     head_dim = int(config.get("head_dim") or hidden // heads)
     return DecoderSpec(
