@@ -160,7 +160,7 @@ def test_variant_follows_the_model_and_is_required_when_it_cannot_be_told(tiny_m
     assert infer_variant(unknown) is None
     assert resolve_config(None, True, _minicpm41_config(base)).variant == "minicpm4.1"
     assert resolve_config(None, {"variant": "minicpm4"}, _minicpm41_config(base)).variant == "minicpm4"  # explicit wins
-    with pytest.raises(SparseConfigError, match="MiniCPM4 or MiniCPM4.1.*variant"):
+    with pytest.raises(SparseConfigError, match=r"MiniCPM4 or MiniCPM4\.1.*variant"):
         resolve_config(None, True, unknown)
 
 
