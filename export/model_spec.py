@@ -73,13 +73,21 @@ def rope_spec(config: dict, head_dim: int) -> RopeSpec:
     if kind == "llama3":
         return RopeSpec(_llama3_scaled(inv_freq, params), 1.0, kind)
     if kind == "longrope":
-        max_pos = int(config["max_position_embeddings"])
-        original = int(params.get("original_max_position_embeddings") or config.get(
-            "original_max_position_embeddings") or max_pos)
-        factors = params["long_factor"] if max_pos > original else params["short_factor"]
-        mscale = math.sqrt(1 + math.log(max_pos / original) / math.log(original)) if max_pos > original else 1.0
+        factors, mscale = longrope_factors(config)
         return RopeSpec(inv_freq / np.asarray(factors, dtype=np.float64), mscale, kind)
     return RopeSpec(inv_freq, 1.0, kind)
+
+
+def longrope_factors(config: dict) -> tuple[list[float], float]:
+    """LongRoPE's one factor list for this config and its cos/sin scale: the long list iff
+    max_position_embeddings > original_max_position_embeddings, fixed for every length."""
+    params = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
+    max_pos = int(config["max_position_embeddings"])
+    original = int(params.get("original_max_position_embeddings") or config.get(
+        "original_max_position_embeddings") or max_pos)
+    factors = params["long_factor"] if max_pos > original else params["short_factor"]
+    mscale = math.sqrt(1 + math.log(max_pos / original) / math.log(original)) if max_pos > original else 1.0
+    return [float(f) for f in factors], mscale
 
 
 def _llama3_scaled(inv_freq: np.ndarray, params: dict) -> np.ndarray:
