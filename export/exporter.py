@@ -231,12 +231,11 @@ def _folder_facts(model: ModelFacts) -> dict:
 
 def _validate_streaming(ir_dir: Path, model, weight_format: str):
     """Validation without torch: the NumPy reference over the source's own weights."""
-    from transformers import AutoTokenizer
-
     from export.numpy_reference import NumpyReference
+    from export.tokenizer import load_tokenizer
     from export.validate import validate_ir
 
-    tokenizer = AutoTokenizer.from_pretrained(model.tokenizer_dir, trust_remote_code=False)
+    tokenizer = load_tokenizer(model.tokenizer_dir)
     return validate_ir(ir_dir, tokenizer, NumpyReference(model.spec, model.reader).logits,
                        AGREEMENT_THRESHOLDS[weight_format])
 
@@ -250,11 +249,10 @@ def _hf_reference(folder: Path, params: int, trust_remote_code: bool = False):
 
 
 def _validate(ir_dir: Path, hf_dir: Path, make_reference, weight_format: str):
-    from transformers import AutoTokenizer
-
+    from export.tokenizer import load_tokenizer
     from export.validate import torch_reference, validate_ir
 
-    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    tokenizer = load_tokenizer(hf_dir)
     try:
         model = make_reference()
     except (OSError, RuntimeError, ValueError) as err:
