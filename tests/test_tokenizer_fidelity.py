@@ -85,10 +85,16 @@ def test_shipped_tokenizer_json_is_followed(tmp_path) -> None:
     assert len(_mismatches(got, _sentencepiece_ids(source))) > 100  # it really differs from tokenizer.model
 
 
-def test_export_from_tokenizer_model_only_validates_and_matches(tiny_minicpm, tmp_path) -> None:
-    # Through the whole streaming export: tokenizer.model only, validation's tokenizer check included.
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["streaming", "optimum"])
+def test_export_from_tokenizer_model_only_validates_and_matches(tiny_minicpm, tmp_path, backend) -> None:
+    # Through the whole export: tokenizer.model only, validation's tokenizer check included.
     from export.exporter import ExportRequest, run_export
     from export.settings import Quantization
+
+    if backend == "optimum":
+        pytest.importorskip("torch")
+        pytest.importorskip("optimum.intel")
 
     source = tmp_path / "src"
     source.mkdir()
@@ -97,7 +103,8 @@ def test_export_from_tokenizer_model_only_validates_and_matches(tiny_minicpm, tm
             (source / file.name).symlink_to(file)
     for name in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy2(MINICPM_CONFIG_DIR / name, source / name)
-    manifest = run_export(ExportRequest(str(source), tmp_path / "out", Quantization(weight_format="int8")))
+    manifest = run_export(ExportRequest(str(source), tmp_path / "out", Quantization(weight_format="int8"),
+                                        backend=backend))
     assert manifest["validation"]["tokenizer_match"] is True
     import openvino as ov
     import openvino_tokenizers  # noqa: F401
