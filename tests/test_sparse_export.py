@@ -176,13 +176,14 @@ def _variant_source(tiny_minicpm: Path, folder: Path, config: dict) -> Path:
 def test_minicpm41_config_exports_with_its_own_selection_rule(tiny_minicpm, tmp_path) -> None:
     import openvino as ov
 
-    from export.cli import main
+    from export.exporter import ExportRequest, run_export  # in-process cli.main would block optimum for later tests
+    from export.settings import Quantization
     from ov_ops.build import library_path
 
     base = json.loads((tiny_minicpm / "config.json").read_text())
     source = _variant_source(tiny_minicpm, tmp_path / "minicpm41", _minicpm41_config(base))
     out = tmp_path / "out"
-    assert main([str(source), str(out), "--weight-format", "int8"]) == 0  # sparse_config in config.json: on
+    run_export(ExportRequest(str(source), out, Quantization(weight_format="int8")))  # sparse_config in config: on
     entry = json.loads((out / "manifest.json").read_text())["sparse_attention"]
     assert entry["config"]["variant"] == "minicpm4.1" and entry["config"]["lse"] == "coarse"
     core = ov.Core()
@@ -192,13 +193,17 @@ def test_minicpm41_config_exports_with_its_own_selection_rule(tiny_minicpm, tmp_
     assert {n.get_attributes()["lse"] for n in ops} == {"coarse"}
 
 
-def test_unrecognisable_minicpm_is_refused_before_converting(tiny_minicpm, tmp_path, capsys) -> None:
-    from export.cli import main
+def test_unrecognisable_minicpm_is_refused_before_converting(tiny_minicpm, tmp_path) -> None:
+    from export.errors import ExportError
+    from export.exporter import ExportRequest, run_export
 
     base = json.loads((tiny_minicpm / "config.json").read_text())
     config = {k: v for k, v in base.items() if k not in ("_name_or_path", "rope_scaling")}
     source = _variant_source(tiny_minicpm, tmp_path / "unknown", {**config, "max_position_embeddings": 4096})
-    assert main([str(source), str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "MiniCPM4 or MiniCPM4.1" in err[0] and "--sparse-attention" in err[0]
+    logged: list[str] = []
+    with pytest.raises(ExportError) as info:
+        run_export(ExportRequest(str(source), tmp_path / "out"), log=logged.append)
+    message = str(info.value)
+    assert "\n" not in message and "MiniCPM4 or MiniCPM4.1" in message and "--sparse-attention" in message
+    assert not any(line.startswith("[2/5]") for line in logged)  # before any model work
     assert not (tmp_path / "out").exists()
