@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--task", choices=("text-generation", "embedding"), default="text-generation",
                         help="text-generation (chat models, default) or embedding (sentence encoders for documents)")
     parser.add_argument("--sparse-attention", nargs="?", const="", metavar="CONFIG",
-                        help="InfLLM v2 sparse attention (on by default when the model's config has sparse_config); "
+                        help="InfLLM v2 sparse attention (on by default when the model's config has sparse_config; "
+                             "the variant follows the model: MiniCPM4 or MiniCPM4.1); "
                              "CONFIG: JSON or a .json file overriding sparse_config keys, e.g. "
                              "'{\"variant\": \"minicpm4.1\", \"dense_len\": 4096}'")
     parser.add_argument("--no-sparse-attention", action="store_true", help="keep dense attention")

@@ -21,8 +21,12 @@ def convert_to_ir(hf_dir: Path, out: Path, quant: Quantization, trust_remote_cod
 
     wc_config = quant.nncf_config()
     ov_config = OVConfig(quantization_config=wc_config) if wc_config else OVConfig(dtype=quant.weight_format)
-    main_export(str(hf_dir), out, task=TASK, ov_config=ov_config, convert_tokenizer=True,
+    from export.tokenizer import load_tokenizer, write_openvino_tokenizers
+
+    tokenizer = load_tokenizer(hf_dir, trust_remote_code)  # before the conversion: a tokenizer that differs fails fast
+    main_export(str(hf_dir), out, task=TASK, ov_config=ov_config, convert_tokenizer=False,
                 trust_remote_code=trust_remote_code, library_name="transformers")
+    write_openvino_tokenizers(tokenizer, out)
     if wc_config:
         _main_quantize(model_name_or_path=str(hf_dir), task=TASK, library_name="transformers",
                        quantization_config=wc_config, output=out, cache_dir=None,

@@ -19,6 +19,7 @@ from export.manifest import folder_sizes, tool_versions, write_manifest
 from export.preflight import ModelFacts, check_disk, estimate_export_bytes, inspect_folder, inspect_gguf
 from export.settings import AGREEMENT_THRESHOLDS, Quantization
 from export.source import Source, resolve_source
+from export.sparse_attention import apply_for_export, resolve_for_export
 from export.tensor_reader import safetensors_files
 
 Log = Callable[[str], None]
@@ -51,6 +52,9 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
     log(f"[1/5] Resolving {request.source}")
     source = resolve_source(request.source, request.revision)
     draft = resolve_draft(request.draft, source) if request.draft else None  # refused before any heavy work
+    model_config = _source_config(source)
+    sparse_config = resolve_for_export((model_config or {}).get("sparse_config"), request.sparse_attention,
+                                       model_config)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     try:
         staging.mkdir()
@@ -93,9 +97,7 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
                 f"needs {validation.threshold:.0%}; in top-5 {validation.top5_containment:.1%}; tokenizer match "
                 f"{validation.tokenizer_match}); try a higher precision (--weight-format int8 or fp16), "
                 "a smaller --group-size, or --ratio 0.8")
-        from export.sparse_attention import apply_for_export
-
-        sparse = apply_for_export(ir_dir, facts.get("sparse_config"), request.sparse_attention, log)
+        sparse = apply_for_export(ir_dir, sparse_config, log)
         if sparse:
             manifest["sparse_attention"] = sparse
             manifest["architecture"]["attention"] = "infllm-v2"
@@ -110,6 +112,16 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _source_config(source: Source) -> dict | None:
+    """A folder source's config.json (for the InfLLM v2 variant); None for GGUF files."""
+    import json
+
+    try:
+        return json.loads((source.path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # no folder or no readable config: preflight says what is wrong
+        return None
 
 
 def _check_output(out: Path, force: bool) -> None:
@@ -155,6 +167,9 @@ def _prepare(source: Source, request: ExportRequest, work: Path, log: Log):
     facts = _folder_facts(model)
     log(f"      {model.route.model_type} ({route}), {params / 1e6:.0f}M parameters")
     if route == "minicpm-fold":
+        from export.model_spec import require_dense_silu
+
+        require_dense_silu(model.config, "minicpm")  # before torch: the fold and its reference are SiLU, dense
         import torch
 
         from export.minicpm import fold_to_llama
@@ -216,12 +231,11 @@ def _folder_facts(model: ModelFacts) -> dict:
 
 def _validate_streaming(ir_dir: Path, model, weight_format: str):
     """Validation without torch: the NumPy reference over the source's own weights."""
-    from transformers import AutoTokenizer
-
     from export.numpy_reference import NumpyReference
+    from export.tokenizer import load_tokenizer
     from export.validate import validate_ir
 
-    tokenizer = AutoTokenizer.from_pretrained(model.tokenizer_dir, trust_remote_code=False)
+    tokenizer = load_tokenizer(model.tokenizer_dir)
     return validate_ir(ir_dir, tokenizer, NumpyReference(model.spec, model.reader).logits,
                        AGREEMENT_THRESHOLDS[weight_format])
 
@@ -235,11 +249,10 @@ def _hf_reference(folder: Path, params: int, trust_remote_code: bool = False):
 
 
 def _validate(ir_dir: Path, hf_dir: Path, make_reference, weight_format: str):
-    from transformers import AutoTokenizer
-
+    from export.tokenizer import load_tokenizer
     from export.validate import torch_reference, validate_ir
 
-    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    tokenizer = load_tokenizer(hf_dir)
     try:
         model = make_reference()
     except (OSError, RuntimeError, ValueError) as err:

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from export.model_spec import logit_scale, residual_scale
+from export.model_spec import logit_scale, longrope_factors, require_dense_silu, residual_scale
 
 __all__ = ["build_reference", "fold_to_llama", "logit_scale", "residual_scale", "rope_parameters"]
 
@@ -27,15 +27,19 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json"
 
 
 def rope_parameters(config: dict) -> dict:
-    """MiniCPM's rope settings in the form transformers' Llama takes."""
+    """MiniCPM's rope settings in the form transformers' Llama takes.
+
+    optimum-intel's LongRoPE patch picks short or long per inference call; Hugging Face's MiniCPM, vLLM and
+    llama.cpp fix one list from the config. Both lists are written as that one list, so the IR cannot switch.
+    """
     theta = float(config.get("rope_theta", 10000.0))
     scaling = config.get("rope_scaling") or {}
     if scaling.get("rope_type", scaling.get("type")) != "longrope":
         return {"rope_type": "default", "rope_theta": theta}
     original = int(scaling.get("original_max_position_embeddings", config["max_position_embeddings"]))
-    return {"rope_type": "longrope", "rope_theta": theta, "short_factor": list(scaling["short_factor"]),
-            "long_factor": list(scaling["long_factor"]), "original_max_position_embeddings": original,
-            "factor": int(config["max_position_embeddings"]) / original}
+    factors, _ = longrope_factors(config)  # one list, as MiniCPM upstream: the IR must not switch per call
+    return {"rope_type": "longrope", "rope_theta": theta, "short_factor": factors, "long_factor": list(factors),
+            "original_max_position_embeddings": original, "factor": int(config["max_position_embeddings"]) / original}
 
 
 def fold_to_llama(src: Path, dst: Path, dtype: torch.dtype) -> None:
@@ -46,6 +50,7 @@ def fold_to_llama(src: Path, dst: Path, dtype: torch.dtype) -> None:
     from transformers import LlamaConfig
 
     config = json.loads((src / "config.json").read_text())
+    require_dense_silu(config, "minicpm")
     res, emb_scale, head_scale = residual_scale(config), float(config["scale_emb"]), logit_scale(config)
     index_file = src / "model.safetensors.index.json"
     shards = (sorted(set(json.loads(index_file.read_text())["weight_map"].values())) if index_file.is_file()

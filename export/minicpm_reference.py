@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from torch import nn
 from torch.nn import functional
 
-from export.model_spec import embedding_scale, logit_scale, residual_scale, rope_spec
+from export.model_spec import embedding_scale, logit_scale, require_dense_silu, residual_scale, rope_spec
 
 
 class RMSNorm(nn.Module):
@@ -63,7 +63,7 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    """SwiGLU feed-forward."""
+    """SwiGLU feed-forward (MiniCPMReference refuses configs with another activation)."""
 
     def __init__(self, hidden: int, inner: int) -> None:
         super().__init__()
@@ -93,6 +93,7 @@ class MiniCPMReference(nn.Module):
 
     def __init__(self, config: dict) -> None:
         super().__init__()
+        require_dense_silu(config, "minicpm")
         self.config = config
         hidden, vocab = int(config["hidden_size"]), int(config["vocab_size"])
         self.model = nn.Module()

@@ -73,13 +73,21 @@ def rope_spec(config: dict, head_dim: int) -> RopeSpec:
     if kind == "llama3":
         return RopeSpec(_llama3_scaled(inv_freq, params), 1.0, kind)
     if kind == "longrope":
-        max_pos = int(config["max_position_embeddings"])
-        original = int(params.get("original_max_position_embeddings") or config.get(
-            "original_max_position_embeddings") or max_pos)
-        factors = params["long_factor"] if max_pos > original else params["short_factor"]
-        mscale = math.sqrt(1 + math.log(max_pos / original) / math.log(original)) if max_pos > original else 1.0
+        factors, mscale = longrope_factors(config)
         return RopeSpec(inv_freq / np.asarray(factors, dtype=np.float64), mscale, kind)
     return RopeSpec(inv_freq, 1.0, kind)
+
+
+def longrope_factors(config: dict) -> tuple[list[float], float]:
+    """LongRoPE's one factor list for this config and its cos/sin scale: the long list iff
+    max_position_embeddings > original_max_position_embeddings, fixed for every length."""
+    params = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
+    max_pos = int(config["max_position_embeddings"])
+    original = int(params.get("original_max_position_embeddings") or config.get(
+        "original_max_position_embeddings") or max_pos)
+    factors = params["long_factor"] if max_pos > original else params["short_factor"]
+    mscale = math.sqrt(1 + math.log(max_pos / original) / math.log(original)) if max_pos > original else 1.0
+    return [float(f) for f in factors], mscale
 
 
 def _llama3_scaled(inv_freq: np.ndarray, params: dict) -> np.ndarray:
@@ -125,6 +133,16 @@ class DecoderSpec:
         return 1.0 / math.sqrt(self.head_dim)
 
 
+def require_dense_silu(config: dict, model_type: str) -> None:
+    """Refuse a config whose MLP is not one dense SiLU-gated block (e.g. MiniCPM-S's fatrelu, MiniCPM-MoE)."""
+    activation = config.get("hidden_act", config.get("hidden_activation", "silu"))
+    if activation not in ("silu", "swish"):
+        raise UnsupportedArchitectureError(f"{model_type} with hidden_act {activation!r} is not supported (only "
+                                           "SiLU-gated MLPs are); this checkpoint would export as a different model")
+    if int(config.get("num_experts") or config.get("num_local_experts") or 0) > 0:
+        raise UnsupportedArchitectureError(f"mixture-of-experts {model_type} models are not supported")
+
+
 def decoder_spec(config: dict, model_type: str, tied: bool) -> DecoderSpec:
     """The spec of a Hugging Face config; `tied` says whether the head reuses the embedding.
 
@@ -134,12 +152,7 @@ def decoder_spec(config: dict, model_type: str, tied: bool) -> DecoderSpec:
     if model_type not in STREAMING_TYPES:
         raise UnsupportedArchitectureError(f"the streaming exporter builds {', '.join(STREAMING_TYPES)}, not "
                                            f"{model_type!r}; use --backend optimum")
-    activation = config.get("hidden_act", config.get("hidden_activation", "silu"))
-    if activation not in ("silu", "swish"):
-        raise UnsupportedArchitectureError(f"{model_type} with hidden_act {activation!r} is not supported (only "
-                                           "SiLU-gated MLPs are); this checkpoint would export as a different model")
-    if int(config.get("num_experts") or config.get("num_local_experts") or 0) > 0:
-        raise UnsupportedArchitectureError(f"mixture-of-experts {model_type} models are not supported")
+    require_dense_silu(config, model_type)
     hidden, heads = int(config["hidden_size"]), int(config["num_attention_heads"])
     head_dim = int(config.get("head_dim") or hidden // heads)
     return DecoderSpec(

@@ -118,32 +118,67 @@ def apply_to_folder(ir_dir: Path, config: SparseAttentionConfig) -> dict:
     return {"op": OP_TYPE, "domain": "cpmdesk", "layers": layers, "config": config.to_dict()}
 
 
-def resolve_config(model_sparse_config: dict | None, requested: bool | dict | None) -> SparseAttentionConfig | None:
+def infer_variant(model_config: dict | None) -> str | None:
+    """The InfLLM v2 selection rule a MiniCPM config was trained with, or None when nothing in it tells.
+
+    MiniCPM4.1 was pre-trained on 64K tokens and MiniCPM4 on 32K: the LongRoPE `original_max_position_embeddings`
+    (else `max_position_embeddings`) is 65536 in every 4.1 config and 32768 in every MiniCPM4 one. A `_name_or_path`
+    naming the model decides first.
+    """
+    if not model_config:
+        return None
+    name = str(model_config.get("_name_or_path", "")).lower().replace("-", "").replace("_", "")
+    if "minicpm4.1" in name:
+        return "minicpm4.1"
+    if "minicpm4" in name:
+        return "minicpm4"
+    scaling = model_config.get("rope_scaling") or model_config.get("rope_parameters") or {}
+    trained = scaling.get("original_max_position_embeddings") or model_config.get("max_position_embeddings")
+    return {65536: "minicpm4.1", 32768: "minicpm4"}.get(int(trained or 0))
+
+
+def resolve_config(model_sparse_config: dict | None, requested: bool | dict | None,
+                   model_config: dict | None = None) -> SparseAttentionConfig | None:
     """None = on when the model's config has sparse_config; False = off; True = on; a dict = on, these keys
-    overriding the model's sparse_config."""
+    overriding the model's sparse_config. Without an explicit `variant`, it is inferred from `model_config`."""
+    from ov_ops.sparse_config import SparseConfigError
+
     if requested is False or (requested is None and not model_sparse_config):
         return None
     values = dict(model_sparse_config or {})
     if isinstance(requested, dict):
         values.update(requested)
+    if "variant" not in values:
+        variant = infer_variant(model_config)
+        if variant is None:
+            raise SparseConfigError("cannot tell from config.json whether this is MiniCPM4 or MiniCPM4.1; pass "
+                                    "--sparse-attention '{\"variant\": \"minicpm4\"}' (or \"minicpm4.1\")")
+        values["variant"] = variant
     return SparseAttentionConfig.from_dict(values)
 
 
-def apply_for_export(ir_dir: Path, model_sparse_config: dict | None, requested: bool | dict | None,
-                     log=print) -> dict | None:
-    """The exporter's step: rewrite the IR when sparse attention is on; returns the manifest entry or None."""
+def resolve_for_export(model_sparse_config: dict | None, requested: bool | dict | None,
+                       model_config: dict | None) -> SparseAttentionConfig | None:
+    """`resolve_config` with its errors as one-line ExportErrors (called before the conversion)."""
     from export.errors import ExportError
-    from ov_ops.build import OpsBuildError
     from ov_ops.sparse_config import SparseConfigError
 
     try:
-        config = resolve_config(model_sparse_config, requested)
-        if config is None:
-            return None
-        log(f"      InfLLM v2 sparse attention ({config.variant}, dense below {config.dense_len} tokens)")
-        return apply_to_folder(ir_dir, config)
+        return resolve_config(model_sparse_config, requested, model_config)
     except SparseConfigError as err:
         raise ExportError(f"Bad sparse-attention config: {err}") from err
+
+
+def apply_for_export(ir_dir: Path, config: SparseAttentionConfig | None, log=print) -> dict | None:
+    """The exporter's step: rewrite the IR when sparse attention is on; returns the manifest entry or None."""
+    from export.errors import ExportError
+    from ov_ops.build import OpsBuildError
+
+    if config is None:
+        return None
+    try:
+        log(f"      InfLLM v2 sparse attention ({config.variant}, dense below {config.dense_len} tokens)")
+        return apply_to_folder(ir_dir, config)
     except OpsBuildError as err:
         raise ExportError(f"{err}; or export without sparse attention (--no-sparse-attention)") from err
     except SparseAttentionPassError as err:

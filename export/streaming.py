@@ -258,19 +258,9 @@ def scratch_capacity(model: StreamingModel, quant: Quantization) -> int:
 
 def write_tokenizers(model: StreamingModel, out: Path) -> None:
     """OpenVINO tokenizer and detokenizer (chat template in their rt_info) and the model's own files beside."""
-    import openvino as ov
-    from openvino_tokenizers import convert_tokenizer
-    from transformers import AutoTokenizer
+    from export.tokenizer import load_tokenizer, write_openvino_tokenizers
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model.tokenizer_dir, trust_remote_code=False)
-    except (OSError, ValueError, TypeError) as err:
-        raise ExportError(f"Could not read the model's tokenizer ({err}); the folder needs its tokenizer files") \
-            from err
-    tokenizer.padding_side = tokenizer.truncation_side = "left"  # as optimum-intel sets it for generation
-    encoder, decoder = convert_tokenizer(tokenizer, with_detokenizer=True)
-    ov.save_model(encoder, out / "openvino_tokenizer.xml")
-    ov.save_model(decoder, out / "openvino_detokenizer.xml")
+    write_openvino_tokenizers(load_tokenizer(model.tokenizer_dir), out)
     for name in _COPIED_FILES:
         if (model.tokenizer_dir / name).is_file():
             shutil.copy2(model.tokenizer_dir / name, out / name)

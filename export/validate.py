@@ -11,7 +11,22 @@ import numpy as np
 from export.layer_ranges import prefill, ranged_logits
 from export.settings import TOP5_THRESHOLD
 
-# Fixed prompts: English prose, a chat turn, code, Chinese, numbers. Every position of each is compared.
+
+def _long_prompt() -> str:
+    """A deterministic prompt of well over 1,000 tokens in any of the exported tokenizers: a chat turn holding a
+    log of prose, code and numbers, so positions far past the short prompts' are compared too."""
+    places = ("harbour", "market", "lighthouse", "old bridge", "school", "bakery", "station")
+    lines = [f"Day {day}: the fisherman sailed past the {places[day % 7]} at {5 + day % 4}:{day * 7 % 60:02d}, "
+             f"caught {day * 13 % 41 + 3} fish and sold {day * 5 % 17 + 1} of them for {day * 3 % 11 + 2} coins."
+             for day in range(1, 25)]
+    code = "\n".join(f"def step_{i}(value):\n    return value * {i} + {i * i % 9}\n" for i in range(1, 9))
+    return ("<|im_start|>user\nHere are my notes from the village.\n" + "\n".join(lines[:12]) + "\n\n" + code
+            + "\n" + "\n".join(lines[12:]) + "\nHow many coins did the fisherman earn in total?<|im_end|>\n"
+            "<|im_start|>assistant\nLet me add them up day by day. On day 1")
+
+
+# Fixed prompts: English prose, a chat turn, code, Chinese, numbers, and one long chat turn. Every position of
+# each is compared.
 PROMPTS = (
     "The capital of France is Paris. The capital of Germany is Berlin. The capital of Italy is",
     "<|im_start|>user\nWhat is two plus two?<|im_end|>\n<|im_start|>assistant\n",
@@ -19,6 +34,7 @@ PROMPTS = (
     "北京是中国的首都，上海是中国最大的城市。",
     "Once upon a time, in a small village by the sea, there lived an old fisherman who",
     "1, 2, 3, 5, 8, 13, 21, 34,",
+    _long_prompt(),
 )
 
 

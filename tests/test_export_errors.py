@@ -175,3 +175,29 @@ def test_out_of_range_options_fail_before_reading_the_model(tiny_llama, tmp_path
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], result.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("backend", ["streaming", "optimum"])
+@pytest.mark.parametrize(("change", "phrase"), [({"hidden_act": "fatrelu"}, "hidden_act 'fatrelu'"),
+                                                ({"num_experts": 8, "num_experts_per_tok": 2}, "mixture-of-experts")])
+def test_non_silu_or_moe_minicpm_refused(tiny_minicpm, tmp_path, backend, change, phrase) -> None:
+    # MiniCPM-S (fatrelu) and MiniCPM-MoE share model_type "minicpm": folding them as SiLU would be another model.
+    src = _copy(tiny_minicpm, tmp_path / "src")
+    config = json.loads((src / "config.json").read_text())
+    (src / "config.json").write_text(json.dumps({**config, **change}))
+    _fails(src, tmp_path / "out", UnsupportedArchitectureError, phrase, "minicpm", backend=backend)
+
+
+def test_minicpm_reference_and_fold_refuse_other_activations(tiny_minicpm, tmp_path) -> None:
+    pytest.importorskip("torch")
+    from export.minicpm import fold_to_llama
+    from export.minicpm_reference import MiniCPMReference
+
+    config = json.loads((tiny_minicpm / "config.json").read_text())
+    with pytest.raises(UnsupportedArchitectureError, match="fatrelu"):
+        MiniCPMReference({**config, "hidden_act": "fatrelu"})
+    src = _copy(tiny_minicpm, tmp_path / "src")
+    (src / "config.json").write_text(json.dumps({**config, "hidden_act": "fatrelu"}))
+    with pytest.raises(UnsupportedArchitectureError, match="fatrelu"):
+        fold_to_llama(src, tmp_path / "folded", dtype=__import__("torch").float32)
+    assert not (tmp_path / "folded").exists()

@@ -28,7 +28,9 @@ def test_export_validates_against_its_reference(request, exported, model: str, w
     assert validation["top1_agreement"] >= AGREEMENT_THRESHOLDS[weight_format]
     # What these trained tiny models actually reach (see bench/RESULTS.md): far above the threshold.
     assert validation["top1_agreement"] >= (0.97 if weight_format == "fp16" else 0.90)
-    assert validation["max_abs_logit_diff"] < (0.2 if weight_format == "fp16" else 3.0)
+    # The max over validation's >1,000-token prompt too: the tiny Llama reaches 0.65 (fp16: its f16 KV cache, the
+    # same through both backends) and 3.2 (int4) there; the tiny MiniCPM 0.07 and 0.26.
+    assert validation["max_abs_logit_diff"] < (1.0 if weight_format == "fp16" else 4.0)
     for name in ("openvino_model.xml", "openvino_model.bin", "openvino_tokenizer.xml", "openvino_detokenizer.xml"):
         assert (out / name).is_file()
     assert manifest["quantization"]["weight_format"] == weight_format

@@ -63,3 +63,32 @@ def test_fold_changes_only_the_scaled_tensors(random_minicpm, tmp_path) -> None:
     assert torch.allclose(folded["model.layers.1.mlp.down_proj.weight"],
                           original["model.layers.1.mlp.down_proj.weight"] * residual_scale(config))
     assert torch.allclose(folded["lm_head.weight"], original["model.embed_tokens.weight"] * logit_scale(config))
+
+
+def test_longrope_list_is_fixed_per_config_when_short_and_long_differ(tmp_path) -> None:
+    # Upstream MiniCPM (like vLLM and llama.cpp) picks one list from the config: long iff max > original. The
+    # folded Llama must use it at every length, also below `original`, where a per-call switch would pick short.
+    from transformers import LlamaForCausalLM
+
+    from export.minicpm import rope_parameters
+
+    needs_shared()
+    torch.manual_seed(2)
+    config = scaled_minicpm_config(hidden=128, layers=2, heads=2, kv_heads=1, intermediate=256)
+    short = config["rope_scaling"]["short_factor"]
+    long = [f * (1 + 4 * i / len(short)) for i, f in enumerate(short)]
+    config["max_position_embeddings"] = 4 * config["rope_scaling"]["original_max_position_embeddings"]
+    config["rope_scaling"] = {**config["rope_scaling"], "long_factor": long}
+    params = rope_parameters(config)
+    assert params["short_factor"] == params["long_factor"] == pytest.approx(long)
+    model = MiniCPMReference(config)
+    for param in model.parameters():
+        torch.nn.init.normal_(param, std=0.05)
+    source, folded = tmp_path / "src", tmp_path / "folded"
+    _write_minicpm_folder(source, config, model.state_dict())
+    fold_to_llama(source, folded, torch.float32)
+    llama = LlamaForCausalLM.from_pretrained(folded, dtype=torch.float32).eval()
+    ids = torch.randint(0, 73448, (1, 200), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want, got = load_reference(source)(ids), llama(ids).logits
+    assert torch.allclose(got, want, atol=1e-4, rtol=1e-4), float((got - want).abs().max())

@@ -133,7 +133,77 @@ def test_on_by_default_only_for_models_with_sparse_config() -> None:
 
     model = {"kernel_size": 32, "kernel_stride": 16, "init_blocks": 1, "block_size": 64, "window_size": 2048,
              "topk": 64, "use_nope": False, "dense_len": 8192}  # MiniCPM4's README sparse_config
-    assert resolve_config(model, None) == SparseAttentionConfig()
-    assert resolve_config(None, None) is None and resolve_config(model, False) is None
-    assert resolve_config(None, True) == SparseAttentionConfig()
-    assert resolve_config(model, {"variant": "minicpm4.1"}).lse == "coarse"
+    minicpm4 = {"_name_or_path": "openbmb/MiniCPM4-8B"}
+    assert resolve_config(model, None, minicpm4) == SparseAttentionConfig()
+    assert resolve_config(None, None, minicpm4) is None and resolve_config(model, False, minicpm4) is None
+    assert resolve_config(None, True, minicpm4) == SparseAttentionConfig()
+    assert resolve_config(model, {"variant": "minicpm4.1"}, minicpm4).lse == "coarse"
+
+
+def _minicpm41_config(config: dict) -> dict:
+    """A MiniCPM config marked as 4.1 the way the real one is: 64K pre-training length, no model name."""
+    rope = {**config["rope_scaling"], "original_max_position_embeddings": 65536}
+    return {**{k: v for k, v in config.items() if k != "_name_or_path"}, "max_position_embeddings": 65536,
+            "rope_scaling": rope}
+
+
+def test_variant_follows_the_model_and_is_required_when_it_cannot_be_told(tiny_minicpm) -> None:
+    from export.sparse_attention import infer_variant, resolve_config
+    from ov_ops.sparse_config import SparseConfigError
+
+    base = json.loads((tiny_minicpm / "config.json").read_text())
+    assert infer_variant(base) == "minicpm4"  # the real MiniCPM4-0.5B config, scaled down
+    assert infer_variant(_minicpm41_config(base)) == "minicpm4.1"
+    assert infer_variant({**base, "_name_or_path": "openbmb/MiniCPM4.1-8B"}) == "minicpm4.1"
+    unnamed = {k: v for k, v in base.items() if k not in ("_name_or_path", "rope_scaling")}
+    unknown = {**unnamed, "max_position_embeddings": 4096}
+    assert infer_variant(unknown) is None
+    assert resolve_config(None, True, _minicpm41_config(base)).variant == "minicpm4.1"
+    assert resolve_config(None, {"variant": "minicpm4"}, _minicpm41_config(base)).variant == "minicpm4"  # explicit wins
+    with pytest.raises(SparseConfigError, match=r"MiniCPM4 or MiniCPM4\.1.*variant"):
+        resolve_config(None, True, unknown)
+
+
+def _variant_source(tiny_minicpm: Path, folder: Path, config: dict) -> Path:
+    folder.mkdir()
+    for file in tiny_minicpm.iterdir():
+        if file.name != "config.json":
+            (folder / file.name).symlink_to(file)
+    (folder / "config.json").write_text(json.dumps({**config, "sparse_config": COVERING}))
+    return folder
+
+
+def test_minicpm41_config_exports_with_its_own_selection_rule(tiny_minicpm, tmp_path) -> None:
+    import openvino as ov
+
+    from export.exporter import ExportRequest, run_export  # in-process cli.main would block optimum for later tests
+    from export.settings import Quantization
+    from ov_ops.build import library_path
+
+    base = json.loads((tiny_minicpm / "config.json").read_text())
+    source = _variant_source(tiny_minicpm, tmp_path / "minicpm41", _minicpm41_config(base))
+    out = tmp_path / "out"
+    run_export(ExportRequest(str(source), out, Quantization(weight_format="int8")))  # sparse_config in config: on
+    entry = json.loads((out / "manifest.json").read_text())["sparse_attention"]
+    assert entry["config"]["variant"] == "minicpm4.1" and entry["config"]["lse"] == "coarse"
+    core = ov.Core()
+    core.add_extension(str(library_path()))
+    ops = [n for n in core.read_model(out / "openvino_model.xml").get_ordered_ops() if n.get_type_name() == OP_TYPE]
+    assert ops and {n.get_attributes()["variant"] for n in ops} == {"minicpm4.1"}
+    assert {n.get_attributes()["lse"] for n in ops} == {"coarse"}
+
+
+def test_unrecognisable_minicpm_is_refused_before_converting(tiny_minicpm, tmp_path) -> None:
+    from export.errors import ExportError
+    from export.exporter import ExportRequest, run_export
+
+    base = json.loads((tiny_minicpm / "config.json").read_text())
+    config = {k: v for k, v in base.items() if k not in ("_name_or_path", "rope_scaling")}
+    source = _variant_source(tiny_minicpm, tmp_path / "unknown", {**config, "max_position_embeddings": 4096})
+    logged: list[str] = []
+    with pytest.raises(ExportError) as info:
+        run_export(ExportRequest(str(source), tmp_path / "out"), log=logged.append)
+    message = str(info.value)
+    assert "\n" not in message and "MiniCPM4 or MiniCPM4.1" in message and "--sparse-attention" in message
+    assert not any(line.startswith("[2/5]") for line in logged)  # before any model work
+    assert not (tmp_path / "out").exists()

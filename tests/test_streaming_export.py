@@ -28,7 +28,8 @@ SOURCES = ("tiny_llama", "tiny_minicpm", "smollm2_gguf")
 # differ in the last bit (the gguf package's dequantization against transformers'). Greedy tokens are compared
 # in the same exact mode, with an f32 KV cache: at this CPU's default bf16, int8 activations and a u8/bf16 cache
 # the two graphs' different op orders round differently, and the small models' near-ties then flip a token.
-LOGIT_TOLERANCE = {"int4": 1e-3, "fp16": 0.02}
+# fp16: the max over validation's >1,000-token prompt too (SmolLM2: 0.035 there, 0.02 on the short prompts)
+LOGIT_TOLERANCE = {"int4": 1e-3, "fp16": 0.05}
 EXACT_F32 = {"INFERENCE_PRECISION_HINT": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
 GENERATION_PROMPTS = ("The capital of France is", "def fibonacci(n):", "Once upon a time")
 TORCH_BLOCKED = ("import sys\nsys.modules['torch'] = None\nsys.modules['optimum'] = None\n"
