@@ -49,6 +49,7 @@ class Timing(NamedTuple):
     ttft_ms: float
     tokens_per_second: float  # after the first token
     draft: DraftStats | None
+    prefilled: int | None = None  # prompt tokens the engine's loop fed (None: GenAI's pipeline answered)
 
 
 class EngineError(RuntimeError):
@@ -73,6 +74,9 @@ class Reply:
     unterminated_reasoning: bool
     dropped_messages: int  # oldest messages left out of the prompt to fit the context
     draft: DraftStats | None = None  # assisted generation: acceptance and tokens per target step
+    # prompt tokens fed before the first answer token; the others came from the cache of the chat's previous
+    # answer (the engine's own loop: sparse exports and assisted mode). None: GenAI's pipeline answered.
+    prefilled_tokens: int | None = None
 
 
 class ChatEngine:
@@ -83,6 +87,8 @@ class ChatEngine:
     in assisted mode; DraftConfig can keep sampled answers plain, and then the engine holds one mode at a time and
     generate() switches when an answer needs the other. `greedy` says which answers to expect first, so the first
     one does not pay a reload (None: greedy, as GenerationSettings defaults); prepare() does the same later.
+    Exports with InfLLM v2 sparse attention always answer in assisted mode (with or without a draft): the loop's
+    op cache keeps a chat's earlier turns, so a new turn prefills only its new tokens (Reply.prefilled_tokens).
     """
 
     def __init__(self, folder: Path, device: str = "CPU", context_tokens: int | None = None,
@@ -213,7 +219,8 @@ class ChatEngine:
         return Reply(answer=parsed.answer, reasoning=parsed.reasoning, num_tokens=timing.num_tokens,
                      prompt_tokens=prompt_tokens, ttft_ms=timing.ttft_ms, tokens_per_second=timing.tokens_per_second,
                      stopped=stopped or bool(cancel is not None and cancel.is_set()),
-                     unterminated_reasoning=parsed.unterminated, dropped_messages=dropped, draft=timing.draft)
+                     unterminated_reasoning=parsed.unterminated, dropped_messages=dropped, draft=timing.draft,
+                     prefilled_tokens=timing.prefilled)
 
     def _assisted(self, prompt: str, settings: GenerationSettings, stream,
                   cancel: threading.Event | None) -> Timing:
@@ -242,7 +249,7 @@ class ChatEngine:
         stats = (draft_stats(result.drafted, result.accepted, result.target_steps, count)
                  if self._decoder.draft is not None else None)
         rate = (count - 1) / result.decode_seconds if count > 1 and result.decode_seconds > 0 else 0.0
-        return Timing(count, 1000.0 * result.prompt_seconds, rate, stats)
+        return Timing(count, 1000.0 * result.prompt_seconds, rate, stats, result.prefilled)
 
     def _load(self, mode: str) -> None:
         """Replace the loaded mode by `mode`, the old models freed first (two targets need not fit in memory)."""
