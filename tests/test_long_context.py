@@ -3,14 +3,19 @@ the context per model with its memory check, and documents answered whole when t
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from app.engine import ChatEngine, Conversation, GenerationSettings, Message
+from app.engine import ChatEngine, Conversation, GenerationSettings, Message, ModelFolderError
+from app.engine.memory import kv_bytes_per_token, required_memory
 from export.sparse_attention import add_to_export_folder
 from ov_ops.sparse_config import SparseAttentionConfig
+from tests.conftest import REPO
 from tests.test_sparse_export import LONG_PROMPT, TIGHT
 from tests.test_speculative import _export_with_draft
 
@@ -87,3 +92,61 @@ def test_assisted_chat_keeps_target_and_draft_caches(tiny_llama) -> None:
     assert decoder.target.tokens[:second.prompt_tokens] == decoder.draft.tokens[:second.prompt_tokens]
     fresh = _fresh(folder, Conversation(messages=conversation.messages[:-1]))
     assert (second.answer, second.num_tokens) == (fresh.answer, fresh.num_tokens)
+
+
+def _config(folder: Path) -> dict:
+    return json.loads((folder / "config.json").read_text())
+
+
+def test_context_defaults_to_the_trained_length_and_can_be_set(tight_sparse, tiny_llama, exported) -> None:
+    assert _config(tight_sparse)["max_position_embeddings"] == 32768  # MiniCPM4's, where 8192 was the cap
+    engine = ChatEngine(tight_sparse)
+    assert (engine.context_tokens, engine.context_note) == (32768, None)
+    plain = exported(tiny_llama, "int4")
+    assert ChatEngine(plain).context_tokens == _config(plain)["max_position_embeddings"] == 4096
+    assert ChatEngine(tight_sparse, context_tokens=12000).context_tokens == 12000
+
+
+def test_memory_check_counts_the_kv_cache_of_the_attention_that_runs(tight_sparse, tiny_minicpm, exported,
+                                                                     monkeypatch) -> None:
+    import app.engine.engine as engine_module
+
+    op_cost = kv_bytes_per_token(_config(tight_sparse), True, TIGHT["kernel_stride"])
+    genai_cost = kv_bytes_per_token(_config(tight_sparse), False)
+    assert op_cost > genai_cost > 0
+    free = required_memory(tight_sparse) + 10_000 * op_cost
+    monkeypatch.setattr(engine_module, "available_memory", lambda: free)
+    sparse = ChatEngine(tight_sparse)  # the op's cache: 10,000 tokens fit, in whole 1024-token steps 9,216
+    assert sparse.context_tokens == 9216
+    assert "context reduced to 9,216 tokens (of 32,768)" in sparse.context_note
+    # the same model on GenAI's attention (the op taken out: a plain export of the same weights) fits more
+    plain = exported(tiny_minicpm, "int4")
+    genai = ChatEngine(plain)
+    assert genai.pipeline_mode == "plain"
+    assert genai.context_tokens == min(32768, (free - required_memory(plain)) // genai_cost // 1024 * 1024)
+    assert genai.context_tokens > sparse.context_tokens
+    # not even the smallest context fits: refused with the memory it needs
+    monkeypatch.setattr(engine_module, "available_memory", lambda: required_memory(tight_sparse))
+    with pytest.raises(ModelFolderError, match="needs about"):
+        ChatEngine(tight_sparse)
+
+
+def test_cli_context_option_sets_the_context(tight_sparse) -> None:
+    result = subprocess.run([sys.executable, "-m", "app", "ask", "--model", str(tight_sparse), "--context", "64",
+                             "--max-new-tokens", "8", LONG_PROMPT], capture_output=True, text=True, timeout=300,
+                            cwd=REPO)
+    assert result.returncode != 0
+    assert "the model's context of 64 tokens" in result.stderr
+
+
+def test_settings_context_reaches_the_engine(tight_sparse) -> None:
+    from app.app_settings import AppSettings
+    from app.gui.workers import ModelLoader
+
+    got = []
+    for setting, want in ((12288, 12288), (0, 32768)):  # 0: the model's own
+        loader = ModelLoader(tight_sparse, "CPU", context=AppSettings(context=setting).context or None)
+        loader.loaded.connect(got.append)
+        loader.failed.connect(got.append)
+        loader.run()
+        assert got[-1].context_tokens == want

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,13 +13,14 @@ from typing import NamedTuple
 from app.engine.assisted import AssistedDecoder, Decoding
 from app.engine.conversation import Conversation, Message, split_think_switch
 from app.engine.devices import available_devices
-from app.engine.memory import available_memory, memory_problem, required_memory
+from app.engine.memory import available_memory, fit_context, kv_bytes_per_token, memory_problem, required_memory
 from app.engine.model_folder import ModelFolderError, check_model_folder
 from app.engine.settings import GenerationSettings
 from app.engine.sparse_attention import op_library, pipeline_properties
 from app.engine.speculative import (
     ASSISTED,
     DEFAULT_ASSISTANT_TOKENS,
+    PLAIN,
     DraftConfig,
     DraftStats,
     draft_stats,
@@ -29,7 +31,8 @@ from app.engine.think_parser import Delta, ThinkParser
 from app.engine.token_text import TokenText
 
 OnDelta = Callable[[Delta], None]
-DEFAULT_CONTEXT = 8192
+DEFAULT_CONTEXT = 8192  # for a config.json without max_position_embeddings
+log = logging.getLogger(__name__)
 
 
 def eos_tokens(folder: Path, tokenizer) -> frozenset[int]:
@@ -95,18 +98,27 @@ class ChatEngine:
                  draft: DraftConfig | None = None, greedy: bool | None = None) -> None:
         self.folder = Path(folder)
         self.manifest = check_model_folder(self.folder)
-        problem = memory_problem(required_memory(self.folder, (draft or DraftConfig()).model), available_memory())
-        if problem:
-            raise ModelFolderError(f"Cannot load {self.folder.name}: {problem}")
         devices = available_devices()
         if device not in devices:
             raise ModelFolderError(f"Device {device!r} is not available here; available: {', '.join(devices)}")
-        import openvino_genai as og
-
-        self._og = og
         self.device = device
         self.draft_config = draft or DraftConfig()
         self._plan = plan_draft(self.folder, self.manifest, self.draft_config, device)
+        config = json.loads((self.folder / "config.json").read_text())
+        # the model's trained length unless told, as much of it as leaves its KV cache room in memory
+        self.trained_context = int(config.get("max_position_embeddings") or DEFAULT_CONTEXT)
+        fixed, per_token = required_memory(self.folder, self.draft_config.model), self._kv_per_token(config)
+        available = available_memory()
+        self.context_tokens, self.context_note = fit_context(int(context_tokens or self.trained_context), fixed,
+                                                             per_token, available)
+        problem = memory_problem(fixed + self.context_tokens * per_token, available)
+        if problem:
+            raise ModelFolderError(f"Cannot load {self.folder.name}: {problem}")
+        if self.context_note:
+            log.warning("%s: %s", self.folder.name, self.context_note)
+        import openvino_genai as og
+
+        self._og = og
         self._pipe = None  # plain mode: GenAI's pipeline
         self._decoder: AssistedDecoder | None = None  # assisted mode: the engine's own loop
         self._mode: str | None = None
@@ -121,8 +133,19 @@ class ChatEngine:
             raise ModelFolderError(self._load_failure(err)) from err
         self._eos = eos_tokens(self.folder, self._tokenizer)
         self.supports_thinking = "enable_thinking" in (self._tokenizer.chat_template or "")
-        model_max = json.loads((self.folder / "config.json").read_text()).get("max_position_embeddings")
-        self.context_tokens = int(context_tokens or min(model_max or DEFAULT_CONTEXT, DEFAULT_CONTEXT))
+
+    def _kv_per_token(self, config: dict) -> int:
+        """KV cache bytes per context token in the attention that answers: the op's own cache in the engine's
+        loop (the draft's too), GenAI's in plain mode; the larger when answers may take either mode."""
+        modes = {self._plan.mode_for(False), self._plan.mode_for(True)}
+        stride = int(((self.manifest.get("sparse_attention") or {}).get("config") or {}).get("kernel_stride") or 16)
+        costs = [kv_bytes_per_token(config, False)] if PLAIN in modes else []
+        if ASSISTED in modes:
+            draft = self._plan.draft
+            draft_cost = (kv_bytes_per_token(json.loads((draft / "config.json").read_text()), True)
+                          if draft is not None else 0)
+            costs.append(kv_bytes_per_token(config, True, stride) + draft_cost)
+        return max(costs)
 
     @property
     def draft_state(self) -> str:
