@@ -176,6 +176,15 @@ class ChatEngine:
         """Tokens of `text` as the model's tokenizer encodes a prompt (special tokens included)."""
         return int(self._tokenizer.encode([text]).input_ids.get_shape()[1])
 
+    def fits(self, conversation: Conversation, max_new_tokens: int, think: bool | None = None) -> bool:
+        """Whether the whole conversation's prompt and an answer of `max_new_tokens` fit in the context."""
+        prompt = self.render(conversation.prompt_messages(), think)
+        return self.count_tokens(prompt) <= self._prompt_budget(max_new_tokens)
+
+    def _prompt_budget(self, max_new_tokens: int) -> int:
+        """Prompt tokens the context leaves room for next to an answer of `max_new_tokens`."""
+        return self.context_tokens - max_new_tokens
+
     def render(self, messages: list[dict[str, str]], think: bool | None) -> str:
         """The prompt the chat template makes of `messages`, ready for the assistant's turn."""
         extra = {"enable_thinking": bool(think)} if self.supports_thinking and think is not None else None
@@ -315,7 +324,7 @@ class ChatEngine:
 
     def _fit(self, conversation: Conversation, max_new_tokens: int, think: bool | None) -> tuple[int, str, int]:
         """Drop the oldest turns (never the system prompt) until prompt + answer fit the context."""
-        budget = self.context_tokens - max_new_tokens
+        budget = self._prompt_budget(max_new_tokens)
         messages = conversation.messages
         first = 0
         while True:

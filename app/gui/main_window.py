@@ -370,7 +370,8 @@ class MainWindow(QMainWindow):
                 continue
             thinking = message.metrics.get("thinking_s")
             views.append(MessageView(message.id, message.role, message.content, message.reasoning, message.status,
-                                     thinking, message.id in self._open_thinking, message.metrics.get("sources")))
+                                     thinking, message.id in self._open_thinking, message.metrics.get("sources"),
+                                     message.metrics.get("note") or ""))
         return views
 
     def _render_if_dirty(self) -> None:
