@@ -49,7 +49,7 @@ bench-decode: install
 	$(BIN)/python bench/decode.py
 
 bench-long-context: ov-ops
-	$(BIN)/python bench/long_context.py
+	$(BIN)/python bench/long_context.py --app
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache ov_ops/build

@@ -25,6 +25,7 @@ class AppSettings:
     max_new_tokens: int = 1024
     device: str = "CPU"
     use_draft: bool = True  # assisted generation with the model's draft, when it has one
+    context: int = 0  # context length in tokens; 0: the model's trained length (as much as fits in memory)
     theme: str = "system"
     language: str = "en"
     model_folder: str = ""  # the model in use ("" = the built-in default)

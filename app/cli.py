@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--model", type=Path, help="exported model folder (default: the embedded model)")
         command.add_argument("--device", default="CPU", help="OpenVINO device (default CPU)")
         command.add_argument("--max-new-tokens", type=int, default=1024)
+        command.add_argument("--context", type=int, default=None, metavar="N",
+                             help="context length in tokens (default: the model's trained length, as much of it "
+                                  "as fits in memory)")
         command.add_argument("--temperature", type=float, default=0.0,
                              help="sample at this temperature with the model's top-p/top-k (default 0: greedy, "
                                   "the same answer every time)")
@@ -84,7 +87,9 @@ def _engine(args: argparse.Namespace):
 
     folder = _model_folder(args.model)
     draft, _match = with_draft(folder, DraftConfig(enabled=args.draft))  # MiniCPM4-0.5B for an 8B MiniCPM4
-    engine = ChatEngine(folder, args.device, draft=draft)
+    engine = ChatEngine(folder, args.device, context_tokens=args.context, draft=draft)
+    if engine.context_note:
+        print(f"note: {engine.context_note}", file=sys.stderr)
     if engine.draft_state:
         print(f"note: {engine.draft_state}", file=sys.stderr)
     if args.think is not None and not engine.supports_thinking:

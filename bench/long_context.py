@@ -22,6 +22,17 @@ A dense run whose predicted prefill time (quadratic from the previous length) do
     .venv/bin/python bench/long_context.py [--lengths 8192,16384,32768,65536] [--variants sparse,pa,sdpa]
         [--runs sparse@32768,pa@32768,...] [--budget-min 40] [--decode-tokens 16]
     .venv/bin/python bench/long_context.py --op-profile 32768 [--op-precisions f32,bf16,auto]
+
+--app (what `make bench-long-context` runs; issue 18) measures through the app's ChatEngine instead, in one run:
+a question over a --doc-tokens document (default 32K tokens of real text, the prompt filling the context) on the
+sparse export (the engine's own loop over the op) and on the dense export with GenAI's PagedAttention backend
+(prefill = time to first token, decode tokens/s, peak RSS, each in its own process); then a three-turn chat on
+the sparse export growing past --chat-tokens (16K): time to first token of turns 2 and 3, which feed only their
+new tokens, against a freshly loaded engine prefilling the same conversation whole. The last line is the
+summary `long-context-summary`. The model (MiniCPM4-0.5B's config with random weights, int4) is built and
+exported on first use.
+
+    .venv/bin/python bench/long_context.py --app [--doc-tokens 32512] [--chat-tokens 16384]
 """
 
 from __future__ import annotations
@@ -88,6 +99,96 @@ def child(variant: str, folder: Path, length: int, decode_tokens: int, library: 
             "decode_tok_s": round(1000 / tpot_ms, 2) if tpot_ms > 0 else None,
             "decode_ms_per_token": round(tpot_ms, 1), "generated": int(perf.get_num_generated_tokens()),
             "wall_s": round(wall, 1), "first_tokens": [int(t) for t in result.tokens[0][:4]]}
+
+
+def document(tokenizer, tokens: int, seed: int) -> str:
+    """About `tokens` tokens (of the model's openvino_genai.Tokenizer) of real text: the benchmark corpus from a
+    seed-chosen offset."""
+    from tests.model_builders import corpus_text
+
+    text = corpus_text()
+    start = (seed * 7919) % (len(text) // 2)
+    text = text[start:start + 8 * tokens]
+    ids = [int(i) for i in tokenizer.encode(text, add_special_tokens=False).input_ids.data[0][:tokens]]
+    return tokenizer.decode(ids)
+
+
+def app_question(variant: str, folder: Path, doc_tokens: int, decode_tokens: int) -> dict:
+    """One question over a `doc_tokens` document through ChatEngine (this process)."""
+    import openvino_genai as og
+
+    from app.engine import ChatEngine, Conversation, GenerationSettings
+
+    engine = ChatEngine(folder)
+    tokenizer = og.Tokenizer(str(folder))
+    text = document(tokenizer, doc_tokens, 1) + "\n\nWhat is this document about?"
+    reply = engine.send(Conversation(), text, GenerationSettings(max_new_tokens=decode_tokens + 1, ignore_eos=True))
+    return {"mode": engine.pipeline_mode, "context": engine.context_tokens, "prompt_tokens": reply.prompt_tokens,
+            "prefill_s": round(reply.ttft_ms / 1000, 2), "decode_tok_s": round(reply.tokens_per_second, 2),
+            "generated": reply.num_tokens}
+
+
+def app_chat(folder: Path, chat_tokens: int, decode_tokens: int) -> dict:
+    """A three-turn chat on the sparse export (this process): turn 1 a document of about `chat_tokens` tokens,
+    turns 2 and 3 a short message each (~150 tokens) that takes it past `chat_tokens`; their time to first token
+    against a freshly loaded engine's over the same conversation."""
+    import openvino_genai as og
+
+    from app.engine import ChatEngine, Conversation, GenerationSettings
+
+    settings = GenerationSettings(max_new_tokens=decode_tokens, ignore_eos=True)
+    engine = ChatEngine(folder)
+    tokenizer = og.Tokenizer(str(folder))
+    conversation = Conversation()
+    turns = [document(tokenizer, chat_tokens - 200, 2) + "\n\nSummarize the first part.",
+             document(tokenizer, 150, 3) + "\n\nHow does this continue the story?",
+             document(tokenizer, 150, 4) + "\n\nAnd what happens at the end?"]
+    rows = []
+    for n, text in enumerate(turns, 1):
+        reply = engine.send(conversation, text, settings)
+        row = {"turn": n, "prompt_tokens": reply.prompt_tokens, "prefilled_tokens": reply.prefilled_tokens,
+               "ttft_s": round(reply.ttft_ms / 1000, 3)}
+        if n > 1:  # the same conversation prefilled whole by a freshly loaded engine
+            fresh = ChatEngine(folder).generate(Conversation(messages=conversation.messages[:-1]), settings)
+            row.update(full_prefill_s=round(fresh.ttft_ms / 1000, 2), full_prefilled_tokens=fresh.prefilled_tokens,
+                       ttft_fraction=round(reply.ttft_ms / fresh.ttft_ms, 4))
+        rows.append(row)
+    return {"turns": rows}
+
+
+def app_bench(args, library: str) -> int:
+    """--app: the question over a long document (sparse vs PagedAttention) and the three-turn chat."""
+    dense = ensure_model(args.model)
+    sparse = sparse_folder(dense, json.loads(args.sparse_config))
+    machine = {"cpu": _cpu_name(), "cores": os.cpu_count()}
+    chat = {"bench": "long-context-chat", **run_child("app-chat", sparse, args.chat_tokens, args.decode_tokens,
+                                                      3600, library), **machine}
+    print(json.dumps(chat), flush=True)
+    rows = {}
+    for variant, folder in (("sparse", sparse), ("pa", dense)):
+        row = {"bench": "long-context-app", "variant": variant, "doc_tokens": args.doc_tokens,
+               **run_child(f"app-{variant}", folder, args.doc_tokens, args.decode_tokens, 3600, library),
+               **machine, "load_avg_1m": round(os.getloadavg()[0], 2)}
+        rows[variant] = row
+        print(json.dumps(row), flush=True)
+    ok = rows["sparse"].get("ok") and rows["pa"].get("ok")
+    later = [t["ttft_fraction"] for t in chat.get("turns", []) if "ttft_fraction" in t]
+    print(json.dumps({"bench": "long-context-summary",
+                      "prefill_ratio_vs_pa_32k": round(rows["pa"]["prefill_s"] / rows["sparse"]["prefill_s"], 2)
+                      if ok else None,
+                      "decode_ratio_vs_pa_32k": round(rows["sparse"]["decode_tok_s"] / rows["pa"]["decode_tok_s"], 2)
+                      if ok else None,
+                      "later_turn_ttft_fraction": round(max(later), 4) if later else None}), flush=True)
+    return 0 if ok and later else 1
+
+
+def ensure_model(folder: Path) -> Path:
+    """`folder` when it holds an export; the default model is built and exported on first use (bench/decode)."""
+    if (folder / "manifest.json").is_file() or folder != DEFAULT_MODEL:
+        return folder
+    from bench.decode import prepare_model
+
+    return prepare_model(None)[1]
 
 
 def op_split(profile: Path, prefill_s: float) -> dict:
@@ -167,7 +268,7 @@ def run_child(variant: str, folder: Path, length: int, decode_tokens: int, timeo
     row = {"ok": os.waitstatus_to_exitcode(status) == 0, "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2)}
     if row["ok"]:
         row.update(json.loads(out.strip().splitlines()[-1]))
-        row.update(op_split(profile, row["prefill_s"]))
+        row.update(op_split(profile, row.get("prefill_s", 0.0)))
         profile.unlink(missing_ok=True)
     else:
         row["error"] = (err.strip().splitlines() or ["?"])[-1][:300]
@@ -193,12 +294,21 @@ def main() -> int:
     parser.add_argument("--budget-min", type=float, default=40.0, help="wall-clock budget of the whole run")
     parser.add_argument("--op-profile", type=int, metavar="LENGTH", help="time one op alone (see above)")
     parser.add_argument("--op-precisions", default="f32,bf16,auto")
+    parser.add_argument("--app", action="store_true", help="through the app's ChatEngine (see above)")
+    parser.add_argument("--doc-tokens", type=int, default=32512, help="--app: the document's tokens")
+    parser.add_argument("--chat-tokens", type=int, default=16384, help="--app: the chat grows past this")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
     args = parser.parse_args()
     lengths = [int(x) for x in args.lengths.split(",")]
     if args.child:
-        print(json.dumps(child(args.child, args.model, lengths[0], args.decode_tokens, args.library)), flush=True)
+        if args.child == "app-chat":
+            result = app_chat(args.model, lengths[0], args.decode_tokens)
+        elif args.child.startswith("app-"):
+            result = app_question(args.child[4:], args.model, lengths[0], args.decode_tokens)
+        else:
+            result = child(args.child, args.model, lengths[0], args.decode_tokens, args.library)
+        print(json.dumps(result), flush=True)
         return 0
     from ov_ops.build import library_path
 
@@ -206,6 +316,9 @@ def main() -> int:
     if args.op_profile:
         op_profile(args.op_profile, args.op_precisions.split(","), library)
         return 0
+    if args.app:
+        return app_bench(args, library)
+    args.model = ensure_model(args.model)
     folders = {"pa": args.model, "sdpa": args.model}
     if "sparse" in args.variants or (args.runs and "sparse" in args.runs):
         sparse = sparse_folder(args.model, json.loads(args.sparse_config))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.docs.blocks import Block
-from app.docs.chunker import chunk_blocks
+from app.docs.chunker import chunk_blocks, join_chunks
 from app.docs.extract import extract
 from app.docs.formats import DocumentError
 from tests.docs_corpus import QUESTIONS, UNRELATED_QUESTION, write_bad_files, write_corpus, write_pdf
@@ -192,7 +192,7 @@ def test_answers_cite_the_right_file(tmp_path, library, default_model) -> None:
     correct = 0
     for question in QUESTIONS:
         conversation = Conversation(messages=[Message("user", question.text)])
-        answer = answer_from_documents(engine, store, embedder, conversation, settings)
+        answer = answer_from_documents(engine, store, embedder, conversation, settings, read_whole=False)
         assert answer.reply is not None and conversation.messages[-1].content == answer.text
         assert answer.passages and Path(answer.passages[0].path).name == question.file
         for citation in answer.citations:  # every source the answer is said to rest on is in the right file
@@ -281,3 +281,48 @@ def test_embedder_falls_back_to_the_copy_shipped_in_the_bundle(tmp_path, monkeyp
     (bundle / "bundled-models" / embedding_model.name).unlink()
     with pytest.raises(EmbedderError, match="bundle has no document embedding model"):
         ensure_embedding_model(log=lambda _: None)
+
+
+@pytest.mark.slow
+def test_documents_that_fit_are_read_whole_and_the_answer_says_so(tmp_path, library, default_model) -> None:
+    from app.docs.answer import answer_from_documents
+    from app.docs.cli import format_sources
+    from app.engine import ChatEngine, Conversation, GenerationSettings, Message
+
+    store, embedder, indexer = library
+    indexer.run([write_corpus(tmp_path / "corpus")])
+    # the question whose document has the most passages: reading it whole differs most from its passages
+    question = max(QUESTIONS, key=lambda q: len(store.document_chunks(str(tmp_path / "corpus" / q.file))))
+    chunks = store.document_chunks(str(tmp_path / "corpus" / question.file))
+    assert len(chunks) > 2
+    settings = GenerationSettings(max_new_tokens=40)
+    engine = ChatEngine(default_model)
+    whole = answer_from_documents(engine, store, embedder, Conversation(messages=[Message("user", question.text)]),
+                                  settings)
+    assert whole.note.startswith("Answered from the whole document") and question.file in whole.note
+    document = whole.passages[0]
+    assert Path(document.path).name == question.file and document.chunk_id == -1
+    words = document.text.split()
+    for chunk in chunks:  # every passage is in the text
+        assert " ".join(chunk.text.split()) in " ".join(words)
+    assert whole.reply.prompt_tokens > engine.count_tokens(document.text)
+    assert format_sources(whole).startswith(whole.note)
+
+    # one token short of that prompt and answer: retrieved passages, as before
+    small = ChatEngine(default_model, context_tokens=whole.reply.prompt_tokens + settings.max_new_tokens - 1)
+    passages = answer_from_documents(small, store, embedder, Conversation(messages=[Message("user", question.text)]),
+                                     settings)
+    assert passages.note == "" and all(p.chunk_id >= 0 for p in passages.passages)
+    assert passages.reply.prompt_tokens < whole.reply.prompt_tokens
+    assert Path(passages.passages[0].path).name == question.file
+
+
+def test_document_text_from_its_chunks_has_each_word_once() -> None:
+    words = [f"w{i}" for i in range(1500)]
+    blocks = [Block(" ".join(words[i:i + 57]) + ".", page=1 + i // 700, heading=f"Part {i // 500}")
+              for i in range(0, 1500, 57)]
+    chunks = chunk_blocks(blocks)
+    assert len(chunks) > 10 and sum(len(c.text.split()) for c in chunks) > 1500  # the chunks overlap
+    text = join_chunks(chunks)
+    assert [w for w in text.split() if w not in {"Part", "0", "1", "2"}] == " ".join(b.text for b in blocks).split()
+    assert text.count("Part 1\n") == len({(b.page, b.heading) for b in blocks if b.heading == "Part 1"})

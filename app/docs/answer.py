@@ -1,5 +1,7 @@
 """Documents mode: retrieve passages, put them numbered into the prompt, ask for citations, attribute the answer.
-When nothing relevant is found the model is not called: the answer says so instead of inventing one."""
+When the documents the passages come from fit in the model's context whole, the model reads them whole instead
+(and the answer says so). When nothing relevant is found the model is not called: the answer says so instead of
+inventing one."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app.docs.chunker import join_chunks
 from app.docs.citations import Citation, attribute
 from app.docs.embedder import Embedder
 from app.docs.retrieval import Passage, retrieve
@@ -32,6 +35,7 @@ class DocsAnswer:
     passages: list[Passage]
     citations: list[Citation] = field(default_factory=list)
     reply: Reply | None = None  # None when the model was not called
+    note: str = ""  # shown under the answer: how the documents were given to the model, when not as passages
 
     def sources_metadata(self) -> list[dict]:
         """Citations first (cited/matched), then the other passages the model saw: stored with the answer."""
@@ -70,10 +74,13 @@ def nothing_found_reply() -> Reply:
 def answer_from_documents(engine: ChatEngine, store: DocStore, embedder: Embedder, conversation: Conversation,
                           settings: GenerationSettings | None = None, think: bool | None = None,
                           on_delta: Callable | None = None, cancel: threading.Event | None = None,
-                          top_k: int = DEFAULT_TOP_K, token_budget: int = DEFAULT_TOKEN_BUDGET) -> DocsAnswer:
+                          top_k: int = DEFAULT_TOP_K, token_budget: int = DEFAULT_TOKEN_BUDGET,
+                          read_whole: bool = True) -> DocsAnswer:
     """Answer the conversation's last user message from the documents; the conversation gets the plain answer.
 
-    Earlier turns are sent as they are; only the last question carries the sources (they are not stored).
+    Earlier turns are sent as they are; only the last question carries the sources (they are not stored). The
+    sources are the documents the retrieved passages come from, whole, when they fit in the context with the
+    answer (and `read_whole`), else the passages.
     """
     question = conversation.messages[-1].content
     passages = retrieve(store, embedder, question, top_k, token_budget, engine.count_tokens)
@@ -82,9 +89,35 @@ def answer_from_documents(engine: ChatEngine, store: DocStore, embedder: Embedde
         if on_delta is not None:
             on_delta(Delta("answer", NOTHING_FOUND))
         return DocsAnswer(NOTHING_FOUND, [], [], None)
-    prompted = Conversation(conversation.system, [*conversation.messages[:-1],
-                                                  Message("user", build_prompt(question, focus(question, passages,
-                                                                                               embedder)))])
+    settings = settings or GenerationSettings()
+    documents = whole_documents(store, passages)
+    prompted = _asking(conversation, build_prompt(question, {d.n: d.text for d in documents}))
+    note = whole_note(documents)
+    if not (read_whole and engine.fits(prompted, settings.max_new_tokens, think)):
+        documents, note = passages, ""
+        prompted = _asking(conversation, build_prompt(question, focus(question, passages, embedder)))
     reply = engine.generate(prompted, settings, think, on_delta, cancel)
     conversation.messages.append(Message("assistant", reply.answer, reply.reasoning))
-    return DocsAnswer(reply.answer, passages, attribute(reply.answer, passages, question), reply)
+    return DocsAnswer(reply.answer, documents, attribute(reply.answer, documents, question), reply, note)
+
+
+def whole_documents(store: DocStore, passages: list[Passage]) -> list[Passage]:
+    """The documents the passages come from, whole, numbered in the order of their best passage."""
+    documents: list[Passage] = []
+    for passage in passages:
+        if all(d.path != passage.path for d in documents):
+            documents.append(Passage(len(documents) + 1, -1, passage.path, None, "",
+                                     join_chunks(store.document_chunks(passage.path)), passage.cosine, passage.score))
+    return documents
+
+
+def whole_note(documents: list[Passage]) -> str:
+    """The line under an answer read from whole documents."""
+    names = ", ".join(d.where() for d in documents)
+    return f"Answered from the whole {'document' if len(documents) == 1 else 'documents'} ({names}): they fit " \
+           "in the model's context."
+
+
+def _asking(conversation: Conversation, user_turn: str) -> Conversation:
+    """The conversation with its last user message replaced by `user_turn` (earlier turns as they are)."""
+    return Conversation(conversation.system, [*conversation.messages[:-1], Message("user", user_turn)])

@@ -62,3 +62,24 @@ def _section_chunks(paragraphs: list[str], target: int, overlap: int) -> list[st
     if current:
         chunks.append("\n".join(" ".join(p) for p in current))
     return chunks
+
+
+def join_chunks(chunks: list[Chunk], overlap: int = OVERLAP_WORDS) -> str:
+    """A document's text again from its chunks in order: the repeated tail that opens a chunk of the same section
+    (chunk_blocks' overlap) dropped, each new heading on a line of its own, sections apart by a blank line."""
+    parts: list[str] = []
+    previous: Chunk | None = None
+    for chunk in chunks:
+        text = chunk.text
+        if previous is not None and (previous.page, previous.heading) == (chunk.page, chunk.heading):
+            first, _, rest = text.partition("\n")
+            tail = previous.text.split()[-overlap:] if overlap else []
+            if rest and tail and first.split() == tail:
+                text = rest
+            parts.append("\n" + text)
+        else:
+            if parts:
+                parts.append("\n\n")
+            parts.append(f"{chunk.heading}\n{text}" if chunk.heading else text)
+        previous = chunk
+    return "".join(parts)

@@ -117,4 +117,4 @@ def format_sources(answer) -> str:
                else "cited") if citation else "given to the model"
         place = Path(entry["path"]).name + (f", page {entry['page']}" if entry["page"] is not None else "")
         lines.append(f"[{entry['n']}] {place} ({how}): {entry['text'][:100]}…")
-    return "Sources:\n" + "\n".join(lines)
+    return "\n".join([*([answer.note] if answer.note else []), "Sources:", *lines])

@@ -205,6 +205,12 @@ class DocStore:
             return []
         return [r[0] for r in rows]
 
+    def document_chunks(self, path: str) -> list[Chunk]:
+        """A file's chunks in document order."""
+        rows = self._all("SELECT c.ord, c.text, c.page, c.heading FROM chunks c JOIN files f ON f.id = c.file_id "
+                         "WHERE f.path = ? ORDER BY c.ord", (path,))
+        return [Chunk(*r) for r in rows]
+
     def chunks_by_id(self, ids: list[int]) -> dict[int, ChunkRow]:
         """Chunks with their file paths."""
         if not ids:

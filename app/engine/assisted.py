@@ -12,6 +12,10 @@ proposals in one step, and both models rewind past what is rejected.
   more token is sampled from p. Every token is then distributed exactly as if the target alone had sampled it.
 
 Without a draft the same loop is the target alone, one token per step.
+
+Both models keep their cache between answers: a prompt that starts with the tokens a model's cache holds (the
+next turn of a chat) feeds only the rest; one that differs (an edited or regenerated turn) truncates the cache
+to the common prefix first (StatefulLM.resume).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class DecodeResult:
 
     tokens: list[int]
     prompt_seconds: float  # prompt to first token
+    prefilled: int = 0  # prompt tokens the target fed (the others were in its cache from the previous answer)
     decode_seconds: float = 0.0  # after the first token
     drafted: int = 0
     accepted: int = 0
@@ -80,12 +85,11 @@ class AssistedDecoder:
         rng = np.random.default_rng(decoding.settings.seed)
         history = _History(frozenset(prompt), Counter())  # for the penalties
         start = time.perf_counter()
-        target.reset()
-        first = self._verify(target.feed(prompt)[-1:], _Proposal([], []), history, decoding, rng)[0]
+        cached = target.resume(prompt)  # a chat's earlier turns stay in the cache: only the rest is fed
+        first = self._verify(target.feed(prompt[cached:])[-1:], _Proposal([], []), history, decoding, rng)[0]
         if draft is not None:  # the draft reads the prompt too before the answer starts (part of its first token)
-            draft.reset()
-            draft.feed(prompt)
-        result = DecodeResult([first], time.perf_counter() - start)
+            draft.feed(prompt[draft.resume(prompt):])
+        result = DecodeResult([first], time.perf_counter() - start, prefilled=len(prompt) - cached)
         decode_start = time.perf_counter()
         context = [*prompt, first]
         history.answer[first] += 1

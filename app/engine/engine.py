@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,13 +13,14 @@ from typing import NamedTuple
 from app.engine.assisted import AssistedDecoder, Decoding
 from app.engine.conversation import Conversation, Message, split_think_switch
 from app.engine.devices import available_devices
-from app.engine.memory import available_memory, memory_problem, required_memory
+from app.engine.memory import available_memory, fit_context, kv_bytes_per_token, memory_problem, required_memory
 from app.engine.model_folder import ModelFolderError, check_model_folder
 from app.engine.settings import GenerationSettings
 from app.engine.sparse_attention import op_library, pipeline_properties
 from app.engine.speculative import (
     ASSISTED,
     DEFAULT_ASSISTANT_TOKENS,
+    PLAIN,
     DraftConfig,
     DraftStats,
     draft_stats,
@@ -29,7 +31,8 @@ from app.engine.think_parser import Delta, ThinkParser
 from app.engine.token_text import TokenText
 
 OnDelta = Callable[[Delta], None]
-DEFAULT_CONTEXT = 8192
+DEFAULT_CONTEXT = 8192  # for a config.json without max_position_embeddings
+log = logging.getLogger(__name__)
 
 
 def eos_tokens(folder: Path, tokenizer) -> frozenset[int]:
@@ -49,6 +52,7 @@ class Timing(NamedTuple):
     ttft_ms: float
     tokens_per_second: float  # after the first token
     draft: DraftStats | None
+    prefilled: int | None = None  # prompt tokens the engine's loop fed (None: GenAI's pipeline answered)
 
 
 class EngineError(RuntimeError):
@@ -73,6 +77,9 @@ class Reply:
     unterminated_reasoning: bool
     dropped_messages: int  # oldest messages left out of the prompt to fit the context
     draft: DraftStats | None = None  # assisted generation: acceptance and tokens per target step
+    # prompt tokens fed before the first answer token; the others came from the cache of the chat's previous
+    # answer (the engine's own loop: sparse exports and assisted mode). None: GenAI's pipeline answered.
+    prefilled_tokens: int | None = None
 
 
 class ChatEngine:
@@ -83,24 +90,35 @@ class ChatEngine:
     in assisted mode; DraftConfig can keep sampled answers plain, and then the engine holds one mode at a time and
     generate() switches when an answer needs the other. `greedy` says which answers to expect first, so the first
     one does not pay a reload (None: greedy, as GenerationSettings defaults); prepare() does the same later.
+    Exports with InfLLM v2 sparse attention always answer in assisted mode (with or without a draft): the loop's
+    op cache keeps a chat's earlier turns, so a new turn prefills only its new tokens (Reply.prefilled_tokens).
     """
 
     def __init__(self, folder: Path, device: str = "CPU", context_tokens: int | None = None,
                  draft: DraftConfig | None = None, greedy: bool | None = None) -> None:
         self.folder = Path(folder)
         self.manifest = check_model_folder(self.folder)
-        problem = memory_problem(required_memory(self.folder, (draft or DraftConfig()).model), available_memory())
-        if problem:
-            raise ModelFolderError(f"Cannot load {self.folder.name}: {problem}")
         devices = available_devices()
         if device not in devices:
             raise ModelFolderError(f"Device {device!r} is not available here; available: {', '.join(devices)}")
-        import openvino_genai as og
-
-        self._og = og
         self.device = device
         self.draft_config = draft or DraftConfig()
         self._plan = plan_draft(self.folder, self.manifest, self.draft_config, device)
+        config = json.loads((self.folder / "config.json").read_text())
+        # the model's trained length unless told, as much of it as leaves its KV cache room in memory
+        self.trained_context = int(config.get("max_position_embeddings") or DEFAULT_CONTEXT)
+        fixed, per_token = required_memory(self.folder, self.draft_config.model), self._kv_per_token(config)
+        available = available_memory()
+        self.context_tokens, self.context_note = fit_context(int(context_tokens or self.trained_context), fixed,
+                                                             per_token, available)
+        problem = memory_problem(fixed + self.context_tokens * per_token, available)
+        if problem:
+            raise ModelFolderError(f"Cannot load {self.folder.name}: {problem}")
+        if self.context_note:
+            log.warning("%s: %s", self.folder.name, self.context_note)
+        import openvino_genai as og
+
+        self._og = og
         self._pipe = None  # plain mode: GenAI's pipeline
         self._decoder: AssistedDecoder | None = None  # assisted mode: the engine's own loop
         self._mode: str | None = None
@@ -115,8 +133,19 @@ class ChatEngine:
             raise ModelFolderError(self._load_failure(err)) from err
         self._eos = eos_tokens(self.folder, self._tokenizer)
         self.supports_thinking = "enable_thinking" in (self._tokenizer.chat_template or "")
-        model_max = json.loads((self.folder / "config.json").read_text()).get("max_position_embeddings")
-        self.context_tokens = int(context_tokens or min(model_max or DEFAULT_CONTEXT, DEFAULT_CONTEXT))
+
+    def _kv_per_token(self, config: dict) -> int:
+        """KV cache bytes per context token in the attention that answers: the op's own cache in the engine's
+        loop (the draft's too), GenAI's in plain mode; the larger when answers may take either mode."""
+        modes = {self._plan.mode_for(False), self._plan.mode_for(True)}
+        stride = int(((self.manifest.get("sparse_attention") or {}).get("config") or {}).get("kernel_stride") or 16)
+        costs = [kv_bytes_per_token(config, False)] if PLAIN in modes else []
+        if ASSISTED in modes:
+            draft = self._plan.draft
+            draft_cost = (kv_bytes_per_token(json.loads((draft / "config.json").read_text()), True)
+                          if draft is not None else 0)
+            costs.append(kv_bytes_per_token(config, True, stride) + draft_cost)
+        return max(costs)
 
     @property
     def draft_state(self) -> str:
@@ -146,6 +175,15 @@ class ChatEngine:
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as the model's tokenizer encodes a prompt (special tokens included)."""
         return int(self._tokenizer.encode([text]).input_ids.get_shape()[1])
+
+    def fits(self, conversation: Conversation, max_new_tokens: int, think: bool | None = None) -> bool:
+        """Whether the whole conversation's prompt and an answer of `max_new_tokens` fit in the context."""
+        prompt = self.render(conversation.prompt_messages(), think)
+        return self.count_tokens(prompt) <= self._prompt_budget(max_new_tokens)
+
+    def _prompt_budget(self, max_new_tokens: int) -> int:
+        """Prompt tokens the context leaves room for next to an answer of `max_new_tokens`."""
+        return self.context_tokens - max_new_tokens
 
     def render(self, messages: list[dict[str, str]], think: bool | None) -> str:
         """The prompt the chat template makes of `messages`, ready for the assistant's turn."""
@@ -213,7 +251,8 @@ class ChatEngine:
         return Reply(answer=parsed.answer, reasoning=parsed.reasoning, num_tokens=timing.num_tokens,
                      prompt_tokens=prompt_tokens, ttft_ms=timing.ttft_ms, tokens_per_second=timing.tokens_per_second,
                      stopped=stopped or bool(cancel is not None and cancel.is_set()),
-                     unterminated_reasoning=parsed.unterminated, dropped_messages=dropped, draft=timing.draft)
+                     unterminated_reasoning=parsed.unterminated, dropped_messages=dropped, draft=timing.draft,
+                     prefilled_tokens=timing.prefilled)
 
     def _assisted(self, prompt: str, settings: GenerationSettings, stream,
                   cancel: threading.Event | None) -> Timing:
@@ -242,7 +281,7 @@ class ChatEngine:
         stats = (draft_stats(result.drafted, result.accepted, result.target_steps, count)
                  if self._decoder.draft is not None else None)
         rate = (count - 1) / result.decode_seconds if count > 1 and result.decode_seconds > 0 else 0.0
-        return Timing(count, 1000.0 * result.prompt_seconds, rate, stats)
+        return Timing(count, 1000.0 * result.prompt_seconds, rate, stats, result.prefilled)
 
     def _load(self, mode: str) -> None:
         """Replace the loaded mode by `mode`, the old models freed first (two targets need not fit in memory)."""
@@ -285,7 +324,7 @@ class ChatEngine:
 
     def _fit(self, conversation: Conversation, max_new_tokens: int, think: bool | None) -> tuple[int, str, int]:
         """Drop the oldest turns (never the system prompt) until prompt + answer fit the context."""
-        budget = self.context_tokens - max_new_tokens
+        budget = self._prompt_budget(max_new_tokens)
         messages = conversation.messages
         first = 0
         while True:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.engine.model_folder import REQUIRED, ModelFolderError
+from app.engine.sparse_attention import uses_sparse_attention
 
 DEFAULT_ASSISTANT_TOKENS = 3  # a draft ~1/4 of a target step at ~0.7 acceptance pays best at 2-3 (bench/RESULTS.md)
 
@@ -134,7 +135,8 @@ def plan_draft(folder: Path, manifest: dict, config: DraftConfig, device: str) -
         if missing:
             raise ModelFolderError(f"The draft model {draft.name} is incomplete (missing {', '.join(missing)}); "
                                    "remove it in Models…, or turn the draft off in Settings")
-    exact = config.exact and device == "CPU"
+    # sparse exports always answer through the assisted loop, whose op cache a chat keeps between turns
+    exact = (config.exact or uses_sparse_attention(manifest)) and device == "CPU"
     if draft is None:
         return DraftPlan(None, "", config, exact)
     blocker = draft_blocker(manifest, device)

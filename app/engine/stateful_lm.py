@@ -1,11 +1,13 @@
 """One stateful LLM IR driven token by token, for the engine's own assisted decoding (app/engine/assisted.py).
 
 Attention runs in cpmdesk's InfLLMv2Attention op: the export's sparse op, or for any other model the same op put
-in at load time in dense mode (never sparse). The op owns the KV cache, which gives the verification loop two
+in at load time in dense mode (never sparse). The op owns the KV cache, which gives the loop three
 things OpenVINO's own stateful attention does not:
 
 * rewinding is free: feeding tokens at a position below the cached length drops the rows after it, where the
   state API can only read and rewrite a whole cache (tens of ms per rejected draft, growing with the context);
+* a chat keeps its cache between answers: the next turn's prompt feeds only what follows the cached tokens it
+  starts with, and an edited turn truncates the cache to the common prefix (resume());
 * a row's result does not depend on how many rows a step feeds, so a k-token verification step gives bit for
   bit the logits of k one-token steps, and greedy answers with a draft are the target's own.
 
@@ -93,7 +95,12 @@ class StatefulLM:
         self._static = {rows: _compile(core, _static_copy(model, rows), device, self.properties)
                         for rows in sorted(set(static_rows))}
         self._dynamic = _compile(core, model, device, self.properties)
-        self.length = 0  # tokens in the sequence
+        self.tokens: list[int] = []  # the sequence the op's KV cache holds
+
+    @property
+    def length(self) -> int:
+        """Tokens in the sequence."""
+        return len(self.tokens)
 
     def feed(self, tokens: Sequence[int], keep: int = 1) -> np.ndarray:
         """Append `tokens` at position `length`; returns the logits of the last `keep` of them, [keep, vocab]."""
@@ -108,16 +115,30 @@ class StatefulLM:
             feeds["beam_idx"] = np.zeros(1, np.int32)
         request = self._static.get(n, self._dynamic)
         request.infer(feeds)
-        self.length += n
+        self.tokens.extend(int(t) for t in tokens)
         return request.get_tensor("logits").data[0]
 
     def rewind(self, length: int) -> None:
         """Keep the first `length` tokens (the op drops the rest when the next feed starts there)."""
-        self.length = min(self.length, max(0, length))
+        del self.tokens[max(0, length):]
 
     def reset(self) -> None:
         """Start a new sequence (the next feed starts at position 0, which the op takes as a new sequence)."""
-        self.length = 0
+        self.tokens = []
+
+    def resume(self, prompt: Sequence[int]) -> int:
+        """Keep the cached tokens `prompt` starts with (at most all but its last, whose logits a feed must give)
+        and drop the rest; returns how many are kept, so the caller feeds only `prompt[kept:]`."""
+        kept = min(common_prefix(self.tokens, prompt), len(prompt) - 1)
+        self.rewind(kept)
+        return kept
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """The length of the longest common prefix of two token sequences."""
+    n = min(len(a), len(b))
+    mismatch = np.flatnonzero(np.asarray(a[:n], np.int64) != np.asarray(b[:n], np.int64))
+    return int(mismatch[0]) if mismatch.size else n
 
 
 def _static_copy(model, rows: int):

@@ -57,5 +57,6 @@ class DocsGenerationWorker(GenerationWorker):
             self.failed.emit(str(err))
             return
         reply = result.reply or nothing_found_reply()
-        self.recorder.finish(reply, {"sources": result.sources_metadata(), "documents": True})
+        self.recorder.finish(reply, {"sources": result.sources_metadata(), "documents": True,
+                                     "note": result.note})
         self.finished.emit(reply, -1.0)

@@ -148,7 +148,8 @@ class MainWindow(QMainWindow):
             self.settings = self.app_settings.generation(self.model_folder)
         self.model_label.setText(self.tr("Loading {0}…").format(folder.name))
         self._loader = ModelLoader(folder, device, self.app_settings.draft(), greedy=self.settings.greedy,
-                                   library_drafts=True, extra_dirs=self.app_settings.model_dirs)
+                                   library_drafts=True, extra_dirs=self.app_settings.model_dirs,
+                                   context=self.app_settings.context or None)
         self._loader.loaded.connect(self._on_model_loaded)
         self._loader.failed.connect(self._on_model_failed)
         self._loader_thread = self.threads.start(self._loader)
@@ -170,6 +171,7 @@ class MainWindow(QMainWindow):
         """The status bar's model label: name, device and what the draft does now."""
         engine = self.engine
         self.model_label.setText(" · ".join(filter(None, (engine.name, engine.device, engine.draft_state))))
+        self.model_label.setToolTip(engine.context_note or "")  # the context was reduced to fit in memory
 
     def _on_model_failed(self, message: str) -> None:
         self._finish_thread(self._loader_thread)
@@ -368,7 +370,8 @@ class MainWindow(QMainWindow):
                 continue
             thinking = message.metrics.get("thinking_s")
             views.append(MessageView(message.id, message.role, message.content, message.reasoning, message.status,
-                                     thinking, message.id in self._open_thinking, message.metrics.get("sources")))
+                                     thinking, message.id in self._open_thinking, message.metrics.get("sources"),
+                                     message.metrics.get("note") or ""))
         return views
 
     def _render_if_dirty(self) -> None:
@@ -429,7 +432,7 @@ class MainWindow(QMainWindow):
         if new.language != old.language:
             apply_language(app, new.language)
             self._retranslate()
-        reload = new.device != old.device or new.use_draft != old.use_draft
+        reload = new.device != old.device or new.use_draft != old.use_draft or new.context != old.context
         if reload and self.model_folder is not None and not self.is_generating:
             self.load_model(self.model_folder, new.device)
         new.save(self.store)

@@ -46,6 +46,9 @@ class SettingsDialog(QDialog):
         self.device = QComboBox()
         self.device.addItems(devices)
         self.device.setCurrentText(settings.device if settings.device in devices else devices[0])
+        self.context = _spin(QSpinBox(), 0, 1 << 20, int(settings.context or 0))
+        self.context.setSingleStep(1024)
+        self.context.setSpecialValueText(self.tr("The model's own"))
         self.use_draft = QCheckBox(self.tr("Use the model's draft to answer faster (when it has one)"))
         self.use_draft.setChecked(bool(settings.use_draft))
         self.theme = QComboBox()
@@ -69,6 +72,7 @@ class SettingsDialog(QDialog):
         form.addRow(self.tr("Repetition guard"), self.repetition_guard)
         form.addRow(self.tr("Device"), self.device)
         form.addRow(self.tr("Assisted generation"), self.use_draft)
+        form.addRow(self.tr("Context (tokens)"), self.context)
         form.addRow(self.tr("Theme"), self.theme)
         form.addRow(self.tr("Language"), self.language)
         self.privacy_button = QPushButton(self.tr("What is stored, and deleting it…"))
@@ -83,7 +87,8 @@ class SettingsDialog(QDialog):
         """The edited settings."""
         result = replace(self._base, system_prompt=self.system_prompt.toPlainText().strip(),
                          max_new_tokens=self.max_new_tokens.value(), device=self.device.currentText(),
-                         use_draft=self.use_draft.isChecked(), theme=self.theme.currentData(),
+                         use_draft=self.use_draft.isChecked(), context=self.context.value(),
+                         theme=self.theme.currentData(),
                          language=self.language.currentData(), model_sampling=dict(self._base.model_sampling))
         result.set_sampling(self._model, self.sampling())
         return result

@@ -24,6 +24,7 @@ class MessageView:
     thinking_s: float | None = None  # how long the model reasoned
     thinking_open: bool = False
     sources: list[dict] | None = None  # Documents mode: the passages behind the answer
+    sources_note: str = ""  # Documents mode: how the documents were given (whole, when they fit the context)
 
 
 def transcript_html(messages: list[MessageView], renderer: MarkdownRenderer) -> tuple[str, list[str]]:
@@ -47,6 +48,8 @@ def transcript_html(messages: list[MessageView], renderer: MarkdownRenderer) -> 
         parts.append(link_markers(body, message.id, message.sources) if message.sources else body)
         if message.sources is not None:
             parts.append(sources_html(message.id, message.sources))
+        if message.sources_note:
+            parts.append(f"<div><small><i>{html.escape(message.sources_note)}</i></small></div>")
         links = [f'<a href="copymsg:{message.id}">Copy</a>']
         if message.id == last_assistant and message.status != "streaming":
             links.append('<a href="regenerate:">Regenerate</a>')

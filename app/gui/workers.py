@@ -25,9 +25,10 @@ class ModelLoader(QObject):
 
     def __init__(self, folder: Path, device: str, draft: DraftConfig | None = None,
                  greedy: bool | None = None, library_drafts: bool = False,
-                 extra_dirs: list[str] | None = None) -> None:
+                 extra_dirs: list[str] | None = None, context: int | None = None) -> None:
         super().__init__()
         self.folder, self.device, self.draft, self.greedy = folder, device, draft, greedy
+        self.context = context
         self.library_drafts, self.extra_dirs = library_drafts, list(extra_dirs or [])
 
     def run(self) -> None:
@@ -35,7 +36,7 @@ class ModelLoader(QObject):
         if self.library_drafts:
             draft, _match = with_draft(self.folder, draft or DraftConfig(), self.extra_dirs)
         try:
-            self.loaded.emit(ChatEngine(self.folder, self.device, draft=draft, greedy=self.greedy))
+            self.loaded.emit(ChatEngine(self.folder, self.device, self.context, draft=draft, greedy=self.greedy))
         except Exception as err:  # every load failure is shown to the user, never raised into Qt
             self.failed.emit(str(err))
 
