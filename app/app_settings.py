@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from app.engine import GenerationSettings
-from app.engine.model_defaults import REPETITION_GUARD, Sampling, model_defaults, model_key
+from app.engine.model_defaults import Sampling, model_defaults, model_key
 from app.engine.speculative import DraftConfig
 from app.store import ChatStore
 
@@ -47,11 +47,7 @@ class AppSettings:
 
     def generation(self, folder: Path | None = None) -> GenerationSettings:
         """What the engine answers with for the model in `folder`: its sampling, the guard when on, the length."""
-        sampling = self.sampling(folder)
-        return GenerationSettings(max_new_tokens=self.max_new_tokens, temperature=sampling.temperature,
-                                  top_p=sampling.top_p, top_k=sampling.top_k,
-                                  repetition_penalty=sampling.repetition_penalty,
-                                  **(REPETITION_GUARD if sampling.repetition_guard else {}))
+        return self.sampling(folder).generation(self.max_new_tokens)
 
     def draft(self) -> DraftConfig:
         """Whether the engine uses a model's draft."""

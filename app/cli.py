@@ -100,39 +100,19 @@ def _engine(args: argparse.Namespace):
 def _generation(engine, args: argparse.Namespace):
     """The terminal's settings: the model's own top-p/top-k (app/engine/model_defaults.py) at --temperature,
     the repetition guard unless --no-repetition-guard."""
-    from app.engine import GenerationSettings
-    from app.engine.model_defaults import REPETITION_GUARD, model_defaults
+    from app.engine.model_defaults import model_defaults
 
-    sampling = model_defaults(engine.folder)
-    return GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                              top_p=sampling.top_p, top_k=sampling.top_k,
-                              repetition_penalty=sampling.repetition_penalty,
-                              **(REPETITION_GUARD if args.guard else {}))
+    sampling = model_defaults(engine.folder).merged({"temperature": args.temperature, "repetition_guard": args.guard})
+    return sampling.generation(args.max_new_tokens)
 
 
 def _turn(engine, conversation, text: str, args: argparse.Namespace) -> None:
     """One exchange; Ctrl-C stops the answer and keeps what was written."""
-    cancel = threading.Event()
+    from app.terminal_work import run_cancellable
+
     settings = _generation(engine, args)
-    result: dict = {}
-
-    def work() -> None:
-        try:
-            result["reply"] = engine.send(conversation, text, settings, args.think, _TerminalPrinter(), cancel)
-        except Exception as err:  # reported on the main thread
-            result["error"] = err
-
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.1)
-    except KeyboardInterrupt:
-        cancel.set()
-        worker.join()
-    if "error" in result:
-        raise result["error"]
-    reply = result["reply"]
+    reply = run_cancellable(
+        lambda cancel: engine.send(conversation, text, settings, args.think, _TerminalPrinter(), cancel))
     sys.stdout.write("\n")
     note = " (stopped)" if reply.stopped else ""
     dropped = f", {reply.dropped_messages} oldest messages left out to fit" if reply.dropped_messages else ""

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from app.engine.settings import GenerationSettings
 from export.manifest import read_manifest
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,12 @@ class Sampling:
     top_k: int = 0
     repetition_penalty: float = 1.0
     repetition_guard: bool = True
+
+    def generation(self, max_new_tokens: int) -> GenerationSettings:
+        """What the engine answers with: these values, REPETITION_GUARD when the guard is on, the length."""
+        return GenerationSettings(max_new_tokens=max_new_tokens, temperature=self.temperature, top_p=self.top_p,
+                                  top_k=self.top_k, repetition_penalty=self.repetition_penalty,
+                                  **(REPETITION_GUARD if self.repetition_guard else {}))
 
     def merged(self, values: dict) -> Sampling:
         """These settings with the known fields of `values` over them (each converted to the field's type; a value

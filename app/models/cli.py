@@ -6,8 +6,9 @@ import argparse
 import logging
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
+
+from app.terminal_work import run_cancellable
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _list(_args: argparse.Namespace) -> int:
 def _add(args: argparse.Namespace) -> int:
     from app.models.library import add
 
-    model = _cancellable(lambda cancel: add(args.path, on_progress=_print_convert, cancel=cancel))
+    model = run_cancellable(lambda cancel: add(args.path, on_progress=_print_convert, cancel=cancel), "Cancelling…")
     print(f"Added {model.name} ({model.origin})")
     return 0
 
@@ -95,7 +96,7 @@ def _download(args: argparse.Namespace) -> int:
         return add(folder, on_progress=_print_convert, cancel=cancel,
                    name=entry.folder_name if entry is not None else None)
 
-    model = _cancellable(work)
+    model = run_cancellable(work, "Cancelling…")
     print(f"Added {model.name}")
     return 0
 
@@ -117,28 +118,3 @@ def _print_convert(progress) -> None:
 
 def _line(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def _cancellable(work: Callable[[threading.Event], object]):
-    """Run `work(cancel)` on a thread; Ctrl-C sets `cancel` and waits for it to clean up."""
-    cancel = threading.Event()
-    result: dict = {}
-
-    def run() -> None:
-        try:
-            result["value"] = work(cancel)
-        except BaseException as err:  # re-raised on the main thread
-            result["error"] = err
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.1)
-    except KeyboardInterrupt:
-        _line("Cancelling…")
-        cancel.set()
-        worker.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
