@@ -20,6 +20,13 @@ from export.decoder_graph import LAYER_OUTPUT
 from export.mapped_ir import compiled_ir
 
 RANGE_BUDGET = 1 << 30  # IR bytes compiled at once
+PREFILL_CHUNK = 256  # prompt tokens per inference request
+# Compile properties for validation. The CPU plugin's runtime cache keeps each shape's executors, and the
+# buffers they hold outlive the compiled model (~0.2 GB per 8B-wide layer range after a 1,110-token prompt,
+# adding up range after range); validation runs each range once, so it has nothing to gain from caching. The
+# KV cache stays f32 (the plugin's default quantizes it): a prompt prefilled in chunks then gives the logits of
+# one request, and validation measures the export, not the cache's rounding.
+VALIDATION_PROPERTIES = {"CPU_RUNTIME_CACHE_CAPACITY": "0", "KV_CACHE_PRECISION": "f32"}
 HIDDEN_STATES = "hidden_states"
 _VARIABLE_LAYER = re.compile(r"past_key_values\.(\d+)\.")
 
@@ -79,20 +86,27 @@ def _variable_kind(node) -> str:
     return node.get_variable_id().rsplit(".", 1)[-1]
 
 
-def prefill(compiled, ids: list[int], hidden: np.ndarray | None = None) -> np.ndarray:
-    """The first output [1, N, …] of a (range of a) stateful decoder for one prompt, prefilled in one request."""
+def prefill(compiled, ids: list[int], hidden: np.ndarray | None = None, chunk: int = PREFILL_CHUNK) -> np.ndarray:
+    """The first output [1, N, …] of a (range of a) stateful decoder for one prompt, prefilled `chunk` tokens
+    per request through its KV cache (as a chat continues), so a long prompt's activations stay small."""
     request = compiled.create_infer_request()
-    length = len(ids)
-    inputs = {"input_ids": np.array([ids], dtype=np.int64),
-              "attention_mask": np.ones((1, length), dtype=np.int64),
-              "position_ids": np.arange(length, dtype=np.int64)[None, :],
-              "beam_idx": np.zeros((1,), dtype=np.int32)}
-    if hidden is not None:
-        inputs[HIDDEN_STATES] = hidden
     names = {port.get_any_name() for port in compiled.inputs}
     request.reset_state()
-    request.infer({k: v for k, v in inputs.items() if k in names})
-    return np.array(request.get_output_tensor(0).data, dtype=np.float32)
+    result = None
+    for start in range(0, len(ids), chunk):
+        stop = min(len(ids), start + chunk)
+        inputs = {"input_ids": np.array([ids[start:stop]], dtype=np.int64),
+                  "attention_mask": np.ones((1, stop), dtype=np.int64),
+                  "position_ids": np.arange(start, stop, dtype=np.int64)[None, :],
+                  "beam_idx": np.zeros((1,), dtype=np.int32)}
+        if hidden is not None:
+            inputs[HIDDEN_STATES] = hidden[:, start:stop]
+        request.infer({k: v for k, v in inputs.items() if k in names})
+        part = request.get_output_tensor(0).data
+        if result is None:
+            result = np.empty((1, len(ids), *part.shape[2:]), np.float32)
+        result[:, start:stop] = part
+    return result
 
 
 def ranged_logits(core, xml: Path, prompts: list[list[int]], budget: int = RANGE_BUDGET,
@@ -101,9 +115,11 @@ def ranged_logits(core, xml: Path, prompts: list[list[int]], budget: int = RANGE
     layers = layer_count(xml)
     ranges = layer_ranges(layers, xml.with_suffix(".bin").stat().st_size, budget)
     states: list[np.ndarray | None] = [None] * len(prompts)
+    # a model run whole is small: one request per prompt is faster; slices of a large one go in chunks
+    chunk = PREFILL_CHUNK if len(ranges) > 1 else max(map(len, prompts))
     for start, stop in ranges:
         edit = None if (start, stop) == (0, layers) else partial(cut_layers, start=start, stop=stop, layers=layers)
-        with compiled_ir(core, xml, properties=properties, edit=edit) as compiled:
-            states = [prefill(compiled, ids, state) for ids, state in zip(prompts, states, strict=True)]
+        with compiled_ir(core, xml, properties={**VALIDATION_PROPERTIES, **(properties or {})}, edit=edit) as compiled:
+            states = [prefill(compiled, ids, state, chunk) for ids, state in zip(prompts, states, strict=True)]
             del compiled  # the weights' mapping ends with the block
     return [state[0] for state in states], len(ranges)

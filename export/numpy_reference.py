@@ -14,6 +14,8 @@ from export.model_spec import DecoderSpec
 from export.tensor_reader import TensorReader, read_tensor
 from export.weight_compression import transformed_chunks
 
+_QUERY_BLOCK = 128  # causal attention a block of queries at a time: only the keys before them
+
 
 def _rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * weight
@@ -57,20 +59,32 @@ class NumpyReference:
             q = _rms_norm(q, read_tensor(self.reader, prefix + "q_norm.weight"), spec.eps)
             k = _rms_norm(k, read_tensor(self.reader, prefix + "k_norm.weight"), spec.eps)
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
-        group = spec.heads // spec.kv_heads
-        k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
         out = np.empty_like(q)
         start = 0
         for length in lengths:
-            part = slice(start, start + length)
-            heads_q, heads_k = q[part].transpose(1, 0, 2), k[part].transpose(1, 2, 0)
-            scores = np.matmul(heads_q, heads_k) * spec.attention_scale  # [h, q, k], batched BLAS (einsum is not)
-            scores = scores + np.triu(np.full((length, length), -np.inf, np.float32), 1)
-            weights = np.exp(scores - scores.max(-1, keepdims=True))
-            weights /= weights.sum(-1, keepdims=True)
-            out[part] = np.matmul(weights, v[part].transpose(1, 0, 2)).transpose(1, 0, 2)
+            for first in range(0, length, _QUERY_BLOCK):
+                last = min(length, first + _QUERY_BLOCK)
+                out[start + first:start + last] = self._causal_block(q[start + first:start + last],
+                                                                     k[start:start + last], v[start:start + last])
             start += length
         return self._linear(out.reshape(x.shape[0], -1), prefix + "o_proj.weight")
+
+    def _causal_block(self, q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Softmax attention of the last len(q) positions of a prompt over its first len(k) ([n, heads, d] in and
+        out): the query heads that share a KV head go through it together, [kv, group * q, d] @ [kv, d, k]."""
+        spec = self.spec
+        rows, keys, group = q.shape[0], k.shape[0], spec.heads // spec.kv_heads
+        heads_q = q.reshape(rows, spec.kv_heads, group, spec.head_dim).transpose(1, 2, 0, 3)
+        scores = np.matmul(heads_q.reshape(spec.kv_heads, group * rows, spec.head_dim), k.transpose(1, 2, 0))
+        scores = scores.reshape(spec.kv_heads, group, rows, keys)  # batched BLAS (einsum is not)
+        scores *= np.float32(spec.attention_scale)
+        scores[..., keys - rows:] += np.triu(np.full((rows, rows), -np.inf, np.float32), 1)
+        scores -= scores.max(-1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(-1, keepdims=True)
+        mixed = np.matmul(scores.reshape(spec.kv_heads, group * rows, keys), v.transpose(1, 0, 2))
+        return mixed.reshape(spec.kv_heads, group, rows, spec.head_dim).transpose(2, 0, 1, 3).reshape(
+            rows, spec.heads, spec.head_dim)
 
     def logits(self, prompts: list[list[int]]) -> list[np.ndarray]:
         """Logits [len(ids), vocab] (f32) for each prompt."""

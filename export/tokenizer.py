@@ -9,6 +9,7 @@ the loaded tokenizer is checked against it on a few probe strings.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from export.errors import ExportError
@@ -24,6 +25,7 @@ def sentencepiece_adds_prefix(model_file: Path) -> bool:
     return processor.encode("x", out_type=str)[0].startswith("▁")
 
 
+@lru_cache(maxsize=2)  # an export reads it to convert and again to validate
 def load_tokenizer(folder: Path, trust_remote_code: bool = False):
     """The Hugging Face tokenizer of `folder`: its tokenizer.json if shipped, else one matching tokenizer.model."""
     from transformers import AutoTokenizer

@@ -224,7 +224,8 @@ def test_large_irs_are_validated_a_range_of_layers_at_a_time(tiny_minicpm, expor
     import openvino as ov
     from transformers import AutoTokenizer
 
-    from export.layer_ranges import layer_count, layer_ranges, ranged_logits
+    from export.layer_ranges import VALIDATION_PROPERTIES, layer_count, layer_ranges, prefill, ranged_logits
+    from export.mapped_ir import compiled_ir
 
     folder = exported(tiny_minicpm, "int4")
     xml = folder / "openvino_model.xml"
@@ -237,6 +238,13 @@ def test_large_irs_are_validated_a_range_of_layers_at_a_time(tiny_minicpm, expor
     assert (one, count) == (1, layers)
     assert max(float(np.abs(a - b).max()) for a, b in zip(whole, sliced, strict=True)) < 1e-5
     assert [(len(ids), 73448) for ids in prompts] == [w.shape for w in whole]
+    # slices take prompts through the KV cache 256 tokens per request (bounded activations): as one request
+    longest = max(prompts, key=len)
+    assert len(longest) > 2 * 256
+    with compiled_ir(ov.Core(), xml, properties={**VALIDATION_PROPERTIES, **EXACT_F32}) as compiled:
+        chunked = prefill(compiled, longest, chunk=256)
+        del compiled
+    assert float(np.abs(chunked[0] - whole[prompts.index(longest)]).max()) < 1e-5
     # the plan the exporter uses for an 8B-shaped IR (4.5 GB, 32 layers): contiguous slices of ~1 GiB
     plan = layer_ranges(32, 4_540_000_000)
     assert plan[0][0] == 0 and plan[-1][1] == 32 and all(a[1] == b[0] for a, b in itertools.pairwise(plan))
