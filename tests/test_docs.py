@@ -189,7 +189,7 @@ def test_answers_cite_the_right_file(tmp_path, library, default_model) -> None:
     indexer.run([write_corpus(tmp_path / "corpus")])
     engine = ChatEngine(default_model)
     settings = GenerationSettings(max_new_tokens=60)
-    correct = 0
+    correct = supported = 0
     for question in QUESTIONS:
         conversation = Conversation(messages=[Message("user", question.text)])
         answer = answer_from_documents(engine, store, embedder, conversation, settings, read_whole=False)
@@ -199,10 +199,10 @@ def test_answers_cite_the_right_file(tmp_path, library, default_model) -> None:
             assert Path(citation.passage.path).name == question.file, (question.text, answer.text)
         if question.answer in answer.text:
             correct += 1
-            assert answer.citations, f"a correct answer names its source: {answer.text!r}"
-            assert answer.citations[0].matched
+            # supported unless the sentence also says what its source does not (SmolLM2 adds names it invents)
+            supported += any(c.supported for c in answer.citations)
     # SmolLM2-135M is tiny: with the sources in front of it, it states the fact in 3 of the 6 (bench/RESULTS.md).
-    assert correct >= 3
+    assert correct >= 3 and supported >= 2
     conversation = Conversation(messages=[Message("user", UNRELATED_QUESTION)])
     nothing = answer_from_documents(engine, store, embedder, conversation, settings)
     assert nothing.text == NOTHING_FOUND and nothing.reply is None and nothing.passages == []
@@ -232,9 +232,9 @@ def test_cli_add_list_and_ask_with_sources(tmp_path, embedding_model, default_mo
     assert "skipped  " + str(corpus / "renamed.txt") in listed
     asked = cpmdesk("ask", "--docs", "When does the ferry to Corvin Island leave?", "--max-new-tokens", "60")
     assert asked.returncode == 0, asked.stderr[-2000:]
-    answer, _, sources = asked.stdout.partition("Sources:")
+    answer, _, sources = asked.stdout.partition("Sources, as given to the model:")
     assert "07:15" in answer
-    assert "[1] travel_guide.html (" in sources and "quoted" in sources.splitlines()[1]
+    assert "[1] travel_guide.html (" in sources and "supported" in sources.splitlines()[1]
     nothing = cpmdesk("ask", "--docs", UNRELATED_QUESTION)
     assert "found nothing about this in your documents" in nothing.stdout and "Sources:" not in nothing.stdout
 

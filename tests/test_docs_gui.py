@@ -38,7 +38,7 @@ def test_documents_mode_answers_with_sources_that_open(qtbot, tmp_path, default_
     shown = window.transcript.toPlainText()
     assert "07:15" in shown
     # the travel guide fits in the model's context: read whole, and the answer says so under its sources
-    assert re.search(r"Sources:\s*\[1\] travel_guide\.html \(.*quoted", shown), shown
+    assert re.search(r"Sources, as given to the model:\s*\[1\] travel_guide\.html \(.*supported", shown), shown
     assert "Answered from the whole document (travel_guide.html): they fit in the model's context." in shown
     answer = window.store.messages(window.chat_id)[-1]
     assert answer.metrics["sources"][0]["path"] == str(corpus / "travel_guide.html")

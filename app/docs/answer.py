@@ -5,13 +5,13 @@ inventing one."""
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from app.docs.chunker import join_chunks
 from app.docs.citations import Citation, attribute
+from app.docs.claims import SENTENCE_END
 from app.docs.embedder import Embedder
 from app.docs.retrieval import Passage, retrieve
 from app.docs.store import DocStore
@@ -24,44 +24,49 @@ INSTRUCTIONS = ("Answer the question in one sentence using only the sources, and
 DEFAULT_TOKEN_BUDGET = 1200
 DEFAULT_TOP_K = 4
 FOCUS_SENTENCES = 3  # small models answer from a few sentences far better than from whole passages (RESULTS)
-_SENTENCE_END = re.compile(r"(?<!\b[A-Z][a-z]\.)(?<!\b[A-Z]\.)(?<=[.!?])\s+")
 
 
 @dataclass
 class DocsAnswer:
-    """An answer from the documents: its text, the passages the model saw, and the citations shown."""
+    """An answer from the documents: its text, the sources exactly as the prompt held them, the citations shown."""
 
     text: str
-    passages: list[Passage]
+    passages: list[Passage]  # numbered as in the prompt, `text` exactly as sent; passages not sent are not here
     citations: list[Citation] = field(default_factory=list)
     reply: Reply | None = None  # None when the model was not called
     note: str = ""  # shown under the answer: how the documents were given to the model, when not as passages
+    prompt: str = ""  # the user turn the model was given (question, sources, instructions)
 
     def sources_metadata(self) -> list[dict]:
-        """Citations first (cited/matched), then the other passages the model saw: stored with the answer."""
+        """Citations first (cited/supported/contradicted), then the other sources the prompt held: stored with the
+        answer. Every entry was given to the model, with `text` exactly as it was given."""
         shown = [c.to_dict() for c in self.citations]
         seen = {c.passage.n for c in self.citations}
         shown += [Citation(p, False, False).to_dict() for p in self.passages if p.n not in seen]
         return shown
 
 
-def focus(question: str, passages: list[Passage], embedder: Embedder, keep: int = FOCUS_SENTENCES) -> dict[int, str]:
-    """The `keep` sentences of the passages closest to the question, by passage number, in document order."""
-    sentences = [(p.n, s) for p in passages for s in _SENTENCE_END.split(p.text.replace("\n", " ")) if s.strip()]
+def focus(question: str, passages: list[Passage], embedder: Embedder, keep: int = FOCUS_SENTENCES) -> list[Passage]:
+    """The passages cut to the `keep` sentences closest to the question (in document order), renumbered from 1;
+    a passage none of whose sentences is kept is left out. What the prompt holds, exactly."""
+    sentences = [(p.n, s.strip()) for p in passages for s in SENTENCE_END.split(p.text.replace("\n", " "))
+                 if s.strip()]
     if len(sentences) <= keep:
-        return {p.n: p.text.replace("\n", " ") for p in passages}
-    scores = embedder.embed([s for _, s in sentences]) @ embedder.embed_query(question)
-    best = set(sorted(range(len(sentences)), key=lambda i: -scores[i])[:keep])
-    kept: dict[int, list[str]] = {}
-    for i, (n, sentence) in enumerate(sentences):
-        if i in best:
-            kept.setdefault(n, []).append(sentence)
-    return {n: " ".join(parts) for n, parts in sorted(kept.items())}
+        kept = {p.n: [p.text.replace("\n", " ")] for p in passages}
+    else:
+        scores = embedder.embed([s for _, s in sentences]) @ embedder.embed_query(question)
+        best = set(sorted(range(len(sentences)), key=lambda i: -scores[i])[:keep])
+        kept = {}
+        for i, (n, sentence) in enumerate(sentences):
+            if i in best:
+                kept.setdefault(n, []).append(sentence)
+    given = [p for p in passages if p.n in kept]
+    return [replace(p, n=i, text=" ".join(kept[p.n])) for i, p in enumerate(given, start=1)]
 
 
-def build_prompt(question: str, sources: dict[int, str]) -> str:
-    """The user turn the model sees: the question, the numbered sources, the instructions."""
-    listed = "\n".join(f"[{n}] {text}" for n, text in sources.items())
+def build_prompt(question: str, sources: list[Passage]) -> str:
+    """The user turn the model sees: the question, the numbered sources (their text as it is), the instructions."""
+    listed = "\n".join(f"[{p.n}] {p.text}" for p in sources)
     return f"Question: {question}\n\nSources:\n{listed}\n\n{INSTRUCTIONS}"
 
 
@@ -90,15 +95,15 @@ def answer_from_documents(engine: ChatEngine, store: DocStore, embedder: Embedde
             on_delta(Delta("answer", NOTHING_FOUND))
         return DocsAnswer(NOTHING_FOUND, [], [], None)
     settings = settings or GenerationSettings()
-    documents = whole_documents(store, passages)
-    prompted = _asking(conversation, build_prompt(question, {d.n: d.text for d in documents}))
-    note = whole_note(documents)
-    if not (read_whole and engine.fits(prompted, settings.max_new_tokens, think)):
-        documents, note = passages, ""
-        prompted = _asking(conversation, build_prompt(question, focus(question, passages, embedder)))
-    reply = engine.generate(prompted, settings, think, on_delta, cancel)
+    given = whole_documents(store, passages)
+    prompt = build_prompt(question, given)
+    note = whole_note(given)
+    if not (read_whole and engine.fits(_asking(conversation, prompt), settings.max_new_tokens, think)):
+        given, note = focus(question, passages, embedder), ""
+        prompt = build_prompt(question, given)
+    reply = engine.generate(_asking(conversation, prompt), settings, think, on_delta, cancel)
     conversation.messages.append(Message("assistant", reply.answer, reply.reasoning))
-    return DocsAnswer(reply.answer, documents, attribute(reply.answer, documents, question), reply, note)
+    return DocsAnswer(reply.answer, given, attribute(reply.answer, given, question), reply, note, prompt)
 
 
 def whole_documents(store: DocStore, passages: list[Passage]) -> list[Passage]:

@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from app.docs.source_marks import NOT_SUPPORTED, conflict_lines, marks, title, unsupported_note
 from app.paths import data_dir
 
 DOCS_DB = "docs.sqlite3"
@@ -106,15 +107,16 @@ def ask_documents(engine, question: str, system: str, settings, think, on_delta,
 
 
 def format_sources(answer) -> str:
-    """The numbered sources under an answer, saying which ones the answer rests on."""
+    """The sources under an answer, exactly as the prompt held them, each with its marks (app/docs/citations.py),
+    after a line for each number of the answer that a source contradicts."""
     if not answer.passages:
         return ""
-    lines = []
-    cited = {c.passage.n: c for c in answer.citations}
-    for entry in answer.sources_metadata():
-        citation = cited.get(entry["n"])
-        how = ("cited and quoted" if citation.cited and citation.matched else "quoted" if citation.matched
-               else "cited") if citation else "given to the model"
+    sources = answer.sources_metadata()
+    lines = [*([answer.note] if answer.note else []),
+             *(f"{NOT_SUPPORTED}: {line}" for line in conflict_lines(sources)), f"{title(sources)}:"]
+    for entry in sources:
+        how = f" ({', '.join(marks(entry))})" if marks(entry) else ""
         place = Path(entry["path"]).name + (f", page {entry['page']}" if entry["page"] is not None else "")
-        lines.append(f"[{entry['n']}] {place} ({how}): {entry['text'][:100]}…")
-    return "\n".join([*([answer.note] if answer.note else []), "Sources:", *lines])
+        lines.append(f"[{entry['n']}] {place}{how}: {entry['text'][:100]}…")
+    note = unsupported_note(sources)
+    return "\n".join([*lines, *([note] if note else [])])

@@ -1,5 +1,6 @@
-"""How a Documents-mode answer shows its sources: numbered links under the answer, and [n] markers made links.
-Each link (`source:MESSAGE:N`) opens the passage."""
+"""How a Documents-mode answer shows its sources: the list under the answer with each source's marks, a warning
+for numbers the sources contradict, and every number of the [n] / [n, m] / [n][m] markers made a link.
+Each link (`source:MESSAGE:N`) opens the source."""
 
 from __future__ import annotations
 
@@ -7,14 +8,30 @@ import html
 import re
 from pathlib import Path
 
-_MARKER = re.compile(r"\[(\d+)\]")
+from app.docs.claims import MARKER
+from app.docs.source_marks import NOT_SUPPORTED, conflict_lines, marks, title, unsupported_note
+
+_KEPT = re.compile(r"<(pre|code|a)\b.*?</\1>|<[^>]+>", re.DOTALL | re.IGNORECASE)  # code, links and tags stay as is
+_DIGITS = re.compile(r"\d+")
 
 
 def link_markers(body: str, message_id: int, sources: list[dict]) -> str:
-    """Turn the [n] markers the model wrote into links to passage n (only numbers that exist)."""
+    """Make each number of the markers the model wrote a link to that source (numbers with no source stay text)."""
     numbers = {s["n"] for s in sources}
-    return _MARKER.sub(lambda m: f'<a href="source:{message_id}:{m.group(1)}">[{m.group(1)}]</a>'
-                       if int(m.group(1)) in numbers else m.group(0), body)
+
+    def link(number: re.Match) -> str:
+        n = number.group(0)
+        return f'<a href="source:{message_id}:{int(n)}">{n}</a>' if int(n) in numbers else n
+
+    def group(marker: re.Match) -> str:
+        return "[" + _DIGITS.sub(link, marker.group(1)) + "]"
+
+    parts, start = [], 0
+    for kept in _KEPT.finditer(body):
+        parts += [MARKER.sub(group, body[start:kept.start()]), kept.group(0)]
+        start = kept.end()
+    parts.append(MARKER.sub(group, body[start:]))
+    return "".join(parts)
 
 
 def place(source: dict) -> str:
@@ -26,22 +43,22 @@ def place(source: dict) -> str:
 
 
 def sources_html(message_id: int, sources: list[dict]) -> str:
-    """The list under the answer. Sources the answer rests on come first and say why; when it rests on none,
-    the passages the model was given are listed as such (nothing is claimed)."""
+    """The list under the answer: a warning for each number a source contradicts, then every source the prompt
+    held (sources the answer rests on first) with its marks."""
     if not sources:
         return '<div><small><i>No passage of your documents matched this question.</i></small></div>'
-    used = [s for s in sources if s.get("cited") or s.get("matched")]
+    parts = []
+    conflicts = conflict_lines(sources)
+    if conflicts:
+        listed = "<br>".join(html.escape(line) for line in conflicts)
+        parts.append(f'<div style="color:#b3261e"><small><b>⚠ {NOT_SUPPORTED}:</b> {listed}</small></div>')
     rows = []
-    for source in used or sources:
-        how = []
-        if source.get("cited"):
-            how.append("cited")
-        if source.get("matched"):
-            how.append("quoted")
+    for source in sources:
+        how = marks(source)
         label = f' <span style="color:gray">({", ".join(how)})</span>' if how else ""
         rows.append(f'<a href="source:{message_id}:{source["n"]}">[{source["n"]}]</a> '
                     f"{html.escape(place(source))}{label}")
-    title = "Sources" if used else "Passages given to the model (the answer does not quote them)"
-    others = len(sources) - len(used) if used else 0
-    more = f" · {others} more passage(s) were given to the model" if others else ""
-    return f'<div><small><b>{title}:</b><br>{"<br>".join(rows)}{more}</small></div>'
+    note = unsupported_note(sources)
+    more = f"<br><i>{html.escape(note)}</i>" if note else ""
+    parts.append(f'<div><small><b>{title(sources)}:</b><br>{"<br>".join(rows)}{more}</small></div>')
+    return "".join(parts)

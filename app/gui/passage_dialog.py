@@ -1,4 +1,5 @@
-"""A cited passage: which file, which page, its text, and a button that opens the file."""
+"""A source of an answer: which file, which page, its marks, the text exactly as the model was given it, and a
+button that opens the file."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
+from app.docs.source_marks import NOT_SUPPORTED, conflict_lines, marks
 from app.gui.docs_html import place
 
 
@@ -19,8 +21,16 @@ class PassageDialog(QDialog):
         self.source = source
         self.setWindowTitle(f"[{source['n']}] {place(source)}")
         self.resize(560, 360)
-        self.place_label = QLabel(f"<b>[{source['n']}] {html.escape(place(source))}</b><br>"
-                                  f"<small>{html.escape(source['path'])}</small>")
+        how = marks(source)
+        given = ("The text below is exactly what the model was given." if source.get("given")
+                 else "The passage found for the question.")
+        lines = [f"<b>[{source['n']}] {html.escape(place(source))}</b>"
+                 + (f" <span style='color:gray'>({', '.join(how)})</span>" if how else ""),
+                 f"<small>{html.escape(source['path'])}</small>", f"<small><i>{given}</i></small>"]
+        lines += [f"<small style='color:#b3261e'>⚠ {NOT_SUPPORTED}: {html.escape(line)}</small>"
+                  for line in conflict_lines([source])]
+        self.place_label = QLabel("<br>".join(lines))
+        self.place_label.setWordWrap(True)
         self.text = QTextBrowser()
         self.text.setPlainText(source["text"])
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
