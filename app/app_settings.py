@@ -65,9 +65,9 @@ class AppSettings:
         return loaded
 
     def save(self, store: ChatStore) -> None:
-        """Write every field, each in one statement (the per-model settings are one JSON value)."""
-        for key, value in asdict(self).items():
-            store.set_setting(key, value)
+        """Write every field in one transaction (the per-model settings are one JSON value); replaced values, such as
+        an old system prompt, are erased from the database files."""
+        store.set_settings(asdict(self))
 
 
 def _key(folder: Path | None) -> str:

@@ -11,9 +11,9 @@ from app.docs.embedder import EMBEDDING_MODEL_NAME
 from app.store import ChatStore
 
 CHATS_DB = "chats.sqlite3"
-DOCUMENTS = "documents"
 DOCS_INDEX = "docs.sqlite3"  # Documents mode: the files' passages, vectors and keyword index
 DOWNLOADS = "downloads"  # hub downloads, one folder a repo (app/models/download.py's downloads_dir)
+HUB_CACHE = "hub"  # under DOWNLOADS: cpmdesk-export's hub downloads, in Hugging Face's cache layout
 SQLITE_SUFFIXES = ("", "-wal", "-shm")
 
 
@@ -21,7 +21,7 @@ SQLITE_SUFFIXES = ("", "-wal", "-shm")
 class DataItem:
     """One kind of stored data."""
 
-    key: str  # chats, settings, models, downloads, documents, backups, docs_index, embedding_model
+    key: str  # chats, settings, models, downloads, backups, docs_index, embedding_model
     title: str
     location: Path
     size_bytes: int
@@ -50,29 +50,26 @@ def _indexed_files(database: Path) -> int:
 
 
 def inventory(data_dir: Path, store: ChatStore) -> list[DataItem]:
-    """Everything cpmdesk keeps in `data_dir`."""
+    """Everything cpmdesk keeps in `data_dir`: only what is there (the chat database always is)."""
     models = data_dir / "models"
     embedding = models / EMBEDDING_MODEL_NAME  # listed on its own row (Documents mode)
     model_folders = [p for p in models.iterdir() if p.is_dir() and p != embedding] if models.is_dir() else []
     backups = sorted(data_dir.glob(f"{CHATS_DB}.corrupt-*"))
     downloads = data_dir / DOWNLOADS
-    documents = data_dir / DOCUMENTS
-    items = [
-        DataItem("chats", "Chats (messages and answers)", data_dir / CHATS_DB, _database_size(data_dir),
-                 len(store.list_chats()), True),
-        DataItem("settings", "Settings (stored in the chat database)", data_dir / CHATS_DB, 0,
-                 store.count_settings(), True),
-        DataItem("models", "Models exported or downloaded by cpmdesk", models,
-                 folder_size(models) - folder_size(embedding), len(model_folders), True),
-        DataItem("downloads", "Downloaded model files (kept to convert again or resume)", downloads,
-                 folder_size(downloads), len(download_folders(data_dir)), True),
-        DataItem("backups", "Backups of damaged chat databases", data_dir, sum(folder_size(p) for p in backups),
-                 len(backups), True),
-    ]
-    if documents.exists():
-        files = [p for p in documents.rglob("*") if p.is_file()]
-        items.append(DataItem("documents", "Documents added to chats", documents, folder_size(documents),
-                              len(files), True))
+    items = [DataItem("chats", "Chats (messages and answers)", data_dir / CHATS_DB, _database_size(data_dir),
+                      len(store.list_chats()), True)]
+    if store.count_settings():
+        items.append(DataItem("settings", "Settings (stored in the chat database)", data_dir / CHATS_DB, 0,
+                              store.count_settings(), True))
+    if model_folders:
+        items.append(DataItem("models", "Models exported or downloaded by cpmdesk", models,
+                              folder_size(models) - folder_size(embedding), len(model_folders), True))
+    if downloads.is_dir() and any(downloads.iterdir()):
+        items.append(DataItem("downloads", "Downloaded model files (kept to convert again or resume)", downloads,
+                              folder_size(downloads), len(download_folders(data_dir)), True))
+    if backups:
+        items.append(DataItem("backups", "Backups of damaged chat databases", data_dir,
+                              sum(folder_size(p) for p in backups), len(backups), True))
     if (data_dir / DOCS_INDEX).exists():
         items.append(DataItem("docs_index", "Document index (passages of your documents)", data_dir / DOCS_INDEX,
                               _database_size(data_dir, DOCS_INDEX), _indexed_files(data_dir / DOCS_INDEX), True))
@@ -106,9 +103,13 @@ def delete_models(data_dir: Path, keep: Path | None = None) -> list[Path]:
 
 
 def download_folders(data_dir: Path) -> list[Path]:
-    """The downloaded repos, one folder each (e.g. openbmb--MiniCPM4-0.5B)."""
+    """The downloaded repos, one folder each: the app's (e.g. openbmb--MiniCPM4-0.5B) and cpmdesk-export's
+    (hub/models--openbmb--MiniCPM4-0.5B)."""
     downloads = data_dir / DOWNLOADS
-    return sorted(p for p in downloads.iterdir() if p.is_dir()) if downloads.is_dir() else []
+    folders = [p for p in downloads.iterdir() if p.is_dir() and p.name != HUB_CACHE] if downloads.is_dir() else []
+    hub = downloads / HUB_CACHE
+    folders += [p for p in hub.glob("models--*") if p.is_dir()] if hub.is_dir() else []
+    return sorted(folders)
 
 
 def delete_downloads(data_dir: Path) -> None:
@@ -122,15 +123,12 @@ def delete_backups(data_dir: Path) -> None:
         path.unlink()
 
 
-def delete_documents(data_dir: Path) -> None:
-    """Delete the documents folder."""
-    shutil.rmtree(data_dir / DOCUMENTS, ignore_errors=True)
-
-
-def delete_docs_index(data_dir: Path) -> None:
-    """Delete the document index (close it first: Documents mode keeps it open)."""
+def delete_docs_index(data_dir: Path, store: ChatStore) -> int:
+    """Delete the document index (close it first: Documents mode keeps it open) and the passage text copied into
+    the answers' stored sources; returns how many answers lost their copies."""
     for suffix in SQLITE_SUFFIXES:
         (data_dir / f"{DOCS_INDEX}{suffix}").unlink(missing_ok=True)
+    return store.forget_sources(None)
 
 
 def delete_embedding_model(data_dir: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +54,22 @@ def resolve_source(spec: str, revision: str | None = None, cache_dir: Path | Non
     raise MissingFilesError(f"No such file or folder: {spec}; pass a model folder, a .gguf file or a hub id (org/name)")
 
 
+def hub_cache_dir() -> Path | None:
+    """Where a hub id is downloaded: the Hugging Face cache the user chose (HF_HUB_CACHE or HF_HOME set), else
+    `downloads/hub` in cpmdesk's data folder, where Privacy & data lists and deletes it (None: the user's choice)."""
+    if os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME"):
+        return None
+    from app.paths import data_dir  # the one definition of the data folder (the app and the exporter share it)
+
+    return data_dir() / "downloads" / "hub"
+
+
 def download_from_hub(repo_id: str, revision: str | None, cache_dir: Path | None) -> tuple[Path, str | None]:
-    """Download (or reuse the cached copy of) a hub repo; resumable, with progress bars."""
+    """Download (or reuse the cached copy of) a hub repo; resumable, with progress bars. `cache_dir` None: see
+    hub_cache_dir."""
     from huggingface_hub import snapshot_download
 
+    cache_dir = cache_dir or hub_cache_dir()
     try:
         folder = Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
                                         allow_patterns=_HUB_PATTERNS))

@@ -117,3 +117,42 @@ def test_can_run_says_why_not() -> None:
     assert not low_ram.ok and "memory" in low_ram.reason
     low_disk = can_run(big, 64 * _GIB, 10 * _GIB)
     assert not low_disk.ok and "disk" in low_disk.reason
+
+
+def test_cancel_says_what_it_deleted(tiny_minicpm, tmp_path) -> None:
+    cancel = threading.Event()
+    with FakeHub({REPO_ID: tiny_minicpm}, rate=20 * 2**20) as hub, pytest.raises(DownloadCancelled) as raised:
+        download_model(REPO_ID, folder=tmp_path / "dl", endpoint=hub.url, cancel=cancel,
+                       on_progress=lambda p: cancel.set() if p.done > 2**20 else None)
+    assert str(raised.value) == (f"Cancelled: the download of {REPO_ID} stopped and the files it had fetched "
+                                 "were deleted")
+    assert list(tmp_path.iterdir()) == []
+
+
+EXPORTER_DOWNLOAD = """
+import sys
+from export.source import download_from_hub
+folder, commit = download_from_hub(sys.argv[1], None, None)
+print(folder)
+"""
+
+
+def test_exporter_hub_downloads_land_in_the_data_folder_and_are_listed(tiny_minicpm, tmp_path) -> None:
+    """cpmdesk-export's hub downloads go to <data>/downloads/hub (not the shared Hugging Face cache), where Privacy
+    & data counts and deletes them."""
+    from app import data_inventory
+
+    data, home = tmp_path / "data", tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HOME", "HF_HUB_CACHE")}
+    with FakeHub({REPO_ID: tiny_minicpm}) as hub:
+        env.update(HF_ENDPOINT=hub.url, CPMDESK_DATA_DIR=str(data), HOME=str(home), XDG_CACHE_HOME=str(home / "c"))
+        done = subprocess.run([sys.executable, "-c", EXPORTER_DOWNLOAD, REPO_ID], env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    folder = Path(done.stdout.strip().splitlines()[-1])
+    assert folder.is_relative_to(data / "downloads" / "hub") and (folder / "config.json").is_file()
+    assert not home.exists() or not any(home.rglob("*.safetensors")), "nothing in the shared Hugging Face cache"
+    repos = data_inventory.download_folders(data)
+    assert [p.name for p in repos] == [f"models--{REPO_ID.replace('/', '--')}"]
+    data_inventory.delete_downloads(data)
+    assert not (data / "downloads").exists()

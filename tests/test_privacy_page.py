@@ -87,10 +87,14 @@ def test_document_index_and_embedding_model_are_listed_and_deleted(qtbot, tmp_pa
     embedder = rows["Document embedding model (rebuilt on next use)"]
     assert embedder.text(3) == str(tmp_path / "models" / embedding_model.name)
     assert page.items["embedding_model"].size_bytes > 10 * 2**20
-    assert rows["Models exported or downloaded by cpmdesk"].text(1) == "0"
-    assert page.items["models"].size_bytes == 0
+    assert "models" not in page.items and not page.buttons["models"].isVisible()  # the embedder has its own row
+    (tmp_path / "models" / "old-export").mkdir()
+    (tmp_path / "models" / "old-export" / "openvino_model.bin").write_bytes(b"w" * 1000)
+    page.refresh()
+    assert page.items["models"].count == 1 and page.items["models"].size_bytes == 1000
 
-    _answer(page, "models", QMessageBox.StandardButton.Yes)  # chat models only: the embedder has its own row
+    _answer(page, "models", QMessageBox.StandardButton.Yes)  # chat models only: the embedder stays
+    assert "models" not in page.items
     assert (tmp_path / "models" / embedding_model.name).is_dir()
     _answer(page, "docs_index", QMessageBox.StandardButton.Yes)
     assert not list(tmp_path.glob("docs.sqlite3*")) and "docs_index" not in page.items
@@ -115,3 +119,37 @@ def test_downloads_are_listed_with_their_size_and_deleted(qtbot, tmp_path) -> No
     assert repo.is_dir()
     _answer(page, "downloads", QMessageBox.StandardButton.Yes)
     assert not (tmp_path / "downloads").exists() and not page.buttons["downloads"].isEnabled()
+
+
+def _rows(page) -> dict[str, tuple[str, str]]:
+    return {page.table.topLevelItem(i).text(0): (page.table.topLevelItem(i).text(1),
+                                                 page.table.topLevelItem(i).text(3))
+            for i in range(page.table.topLevelItemCount())}
+
+
+def test_the_page_lists_only_what_exists_on_disk(qtbot, tmp_path) -> None:
+    (tmp_path / "documents").mkdir()  # no cpmdesk writes such a folder: it is not listed as cpmdesk's
+    (tmp_path / "documents" / "a.txt").write_text("x")
+    window = _window(qtbot, tmp_path)
+    page = window.open_privacy()
+    assert _rows(page) == {"Chats (messages and answers)": ("0", str(tmp_path / "chats.sqlite3"))}
+    assert [key for key, button in page.buttons.items() if button.isVisible()] == ["chats"]
+
+    (tmp_path / "chats.sqlite3.corrupt-20250101-000000").write_bytes(b"damaged")
+    (tmp_path / "models" / "qwen-int4").mkdir(parents=True)
+    (tmp_path / "downloads" / "openbmb--MiniCPM4-0.5B").mkdir(parents=True)
+    (tmp_path / "downloads" / "hub" / "models--org--name" / "blobs").mkdir(parents=True)
+    window.store.set_setting("theme", "dark")
+    page.refresh()
+    assert _rows(page) == {
+        "Chats (messages and answers)": ("0", str(tmp_path / "chats.sqlite3")),
+        "Settings (stored in the chat database)": ("1", str(tmp_path / "chats.sqlite3")),
+        "Models exported or downloaded by cpmdesk": ("1", str(tmp_path / "models")),
+        "Downloaded model files (kept to convert again or resume)": ("2", str(tmp_path / "downloads")),
+        "Backups of damaged chat databases": ("1", str(tmp_path)),
+    }
+    for key in ("backups", "downloads", "settings", "models"):
+        _answer(page, key, QMessageBox.StandardButton.Yes)
+    assert list(_rows(page)) == ["Chats (messages and answers)"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("chats.sqlite3")) == [
+        "documents", "models"] and not any((tmp_path / "models").iterdir())

@@ -45,10 +45,7 @@ def run_docs(args: argparse.Namespace) -> int:
         if args.docs_command == "list":
             return _list(store)
         if args.docs_command == "remove":
-            for path in args.paths:
-                found = store.remove(str(path.expanduser().resolve()))
-                print(f"{'removed' if found else 'not in the index'}: {path}")
-            return 0
+            return _remove(store, args.paths)
         indexer = Indexer(store, lambda: load_embedder(log=_log))
         cancel = threading.Event()
         previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C: stop after the current file
@@ -67,6 +64,22 @@ def run_docs(args: argparse.Namespace) -> int:
         return 130 if report.cancelled else 0
     finally:
         store.close()
+
+
+def _remove(store, paths: list[Path]) -> int:
+    """Remove files from the index and their passages from the chats' stored sources."""
+    from app.docs.forget import open_chats, remove_documents
+
+    wanted = [str(path.expanduser().resolve()) for path in paths]
+    chats = open_chats(data_dir() / "chats.sqlite3")
+    try:
+        removed = set(remove_documents(store, chats, wanted))
+    finally:
+        if chats is not None:
+            chats.close()
+    for path, absolute in zip(paths, wanted, strict=True):
+        print(f"{'removed' if absolute in removed else 'not in the index'}: {path}")
+    return 0
 
 
 def _progress(progress) -> None:

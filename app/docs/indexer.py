@@ -112,6 +112,7 @@ class Indexer:
             if on_progress is not None:
                 on_progress(Progress(done, len(todo), row.path, report.pages, report.chunks))
             self._index_one(row, report)
+        self.store.erase_replaced()  # the old text of changed files leaves the database files
         if on_progress is not None and not report.cancelled:
             on_progress(Progress(len(todo), len(todo), "", report.pages, report.chunks))
         report.seconds = time.monotonic() - started

@@ -8,15 +8,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.docs.embedder import Embedder, load_embedder
+from app.docs.forget import remove_documents
 from app.docs.indexer import Indexer
 from app.docs.store import DocStore
+from app.store import ChatStore
 
 
 class DocsLibrary:
     """The document index at `db_path` plus a lazily loaded, shared embedder."""
 
-    def __init__(self, db_path: Path, device: str = "CPU", log: Callable[[str], None] = print) -> None:
+    def __init__(self, db_path: Path, device: str = "CPU", log: Callable[[str], None] = print,
+                 chats: ChatStore | None = None) -> None:
         self.store = DocStore(db_path)
+        self.chats = chats  # whose answers' stored sources lose a removed document's passages
         self.device = device
         self._log = log
         self._embedder: Embedder | None = None
@@ -32,6 +36,10 @@ class DocsLibrary:
     def indexer(self) -> Indexer:
         """An indexer over this library."""
         return Indexer(self.store, self.embedder)
+
+    def remove(self, paths: list[str]) -> list[str]:
+        """Remove documents from the index and their passages from the chats' stored sources (docs/forget.py)."""
+        return remove_documents(self.store, self.chats, paths)
 
     def close(self) -> None:
         """Close the database."""

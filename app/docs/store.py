@@ -15,43 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from app.docs.blocks import Chunk
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS files (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    path TEXT NOT NULL UNIQUE,
-    size INTEGER NOT NULL DEFAULT -1,
-    mtime_ns INTEGER NOT NULL DEFAULT -1,
-    sha256 TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'indexed', 'skipped')),
-    pending INTEGER NOT NULL DEFAULT 1,  -- queued for (re-)indexing; survives a crash, so work resumes
-    message TEXT NOT NULL DEFAULT '',
-    pages INTEGER NOT NULL DEFAULT 0,
-    chunks INTEGER NOT NULL DEFAULT 0,
-    embedder TEXT NOT NULL DEFAULT '',
-    updated REAL NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-    ord INTEGER NOT NULL,
-    page INTEGER,
-    heading TEXT NOT NULL DEFAULT '',
-    text TEXT NOT NULL,
-    vector BLOB NOT NULL,  -- float32, L2-normalized
-    UNIQUE (file_id, ord)
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    text, heading, content='chunks', content_rowid='id', tokenize='porter unicode61');
-CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
-    INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.id, new.text, new.heading);
-END;
-CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN
-    INSERT INTO chunks_fts(chunks_fts, rowid, text, heading) VALUES ('delete', old.id, old.text, old.heading);
-END;
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', '0');
-"""
+from app.docs.schema import migrate
+from app.secure_sqlite import erase_freed, secure_connection
 
 
 @dataclass(frozen=True)
@@ -95,8 +60,10 @@ class DocStore:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA busy_timeout=10000")
         with self._lock:
-            self._db.executescript(SCHEMA)
+            migrate(self._db)  # first: an index from a newer cpmdesk is refused untouched
+            secure_connection(self._db, path.name)
         self._matrix: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._replaced = False  # a re-indexed or newly skipped file dropped old chunks since the last erase
 
     def close(self) -> None:
         """Close the database."""
@@ -141,7 +108,7 @@ class DocStore:
         """The file cannot be indexed: drop its old chunks and keep the reason."""
         with self._lock, self._db:
             self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM chunks WHERE file_id = ?", (file_id,))
+            self._replaced |= self._db.execute("DELETE FROM chunks WHERE file_id = ?", (file_id,)).rowcount > 0
             self._db.execute("UPDATE files SET size = ?, mtime_ns = ?, sha256 = ?, status = 'skipped', pending = 0, "
                              "message = ?, pages = 0, chunks = 0, updated = ? WHERE id = ?",
                              (size, mtime_ns, sha256, message, time.time(), file_id))
@@ -153,7 +120,7 @@ class DocStore:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         with self._lock, self._db:
             self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM chunks WHERE file_id = ?", (file_id,))
+            self._replaced |= self._db.execute("DELETE FROM chunks WHERE file_id = ?", (file_id,)).rowcount > 0
             self._db.executemany(
                 "INSERT INTO chunks (file_id, ord, page, heading, text, vector) VALUES (?, ?, ?, ?, ?, ?)",
                 [(file_id, c.ord, c.page, c.heading, c.text, vectors[i].tobytes()) for i, c in enumerate(chunks)])
@@ -163,12 +130,31 @@ class DocStore:
             self._bump()
 
     def remove(self, path: str) -> bool:
-        """Forget a file and its chunks; True when it was there."""
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            deleted = self._db.execute("DELETE FROM files WHERE path = ?", (path,)).rowcount
-            self._bump()
+        """Forget a file and its chunks, leaving none of their text in the database files; True when it was there."""
+        with self._lock:
+            with self._db:
+                self._db.execute("BEGIN")
+                deleted = self._db.execute("DELETE FROM files WHERE path = ?", (path,)).rowcount
+                self._bump()
+            if deleted:
+                self.erase_deleted()
         return bool(deleted)
+
+    def erase_replaced(self) -> bool:
+        """After indexing: erase the old chunks of files that were re-indexed or skipped (erase_deleted), if any."""
+        if not self._replaced:
+            return False
+        self.erase_deleted()
+        return True
+
+    def erase_deleted(self) -> None:
+        """Make deleted passages unrecoverable: the keyword index merged into one segment (FTS5 keeps deleted
+        words in older segments until a merge), then freed pages and the write-ahead log erased."""
+        with self._lock:
+            with self._db:
+                self._db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('optimize')")
+            erase_freed(self._db, self.path.name)
+            self._replaced = False
 
     def _bump(self) -> None:
         self._db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")

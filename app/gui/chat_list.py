@@ -1,4 +1,4 @@
-"""The sidebar: search box, chats (most recent first), new / rename / delete."""
+"""The sidebar: search box, chats (most recent first), new / rename / delete (after a confirmation)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -81,9 +82,25 @@ class ChatList(QWidget):
             self.store.rename_chat(chat_id, title.strip())
             self.refresh()
 
-    def _delete_current(self) -> None:
+    def _delete_current(self) -> QMessageBox | None:
+        """Ask first (non-blocking); the chat is deleted only on Yes."""
         chat_id = self.current_id()
-        if chat_id is not None:
-            self.store.delete_chat(chat_id)
-            self.refresh()
-            self.deleted.emit(chat_id)
+        if chat_id is None:
+            return None
+        box = QMessageBox(QMessageBox.Icon.Warning, self.tr("Delete chat"),
+                          self.tr("Delete the chat “{0}” and all its messages? This cannot be undone.").format(
+                              self.list.currentItem().text()),
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.buttonClicked.connect(
+            lambda button: self.delete_chat(chat_id)
+            if box.standardButton(button) == QMessageBox.StandardButton.Yes else None)
+        self.confirmation = box
+        box.open()
+        return box
+
+    def delete_chat(self, chat_id: int) -> None:
+        """Delete a chat now (the confirmation's Yes); the store leaves none of its text on disk."""
+        self.store.delete_chat(chat_id)
+        self.refresh()
+        self.deleted.emit(chat_id)

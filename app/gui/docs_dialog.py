@@ -122,11 +122,11 @@ class DocumentsDialog(QDialog):
             self.status.setText(self.tr("Cancelling after the current file…"))
 
     def remove_selected(self) -> None:
-        """Forget the selected files."""
+        """Forget the selected files: out of the index, and their passages out of the chats' stored sources."""
         files = self.library.store.files()
-        for row in sorted({i.row() for i in self.table.selectedIndexes()}, reverse=True):
-            if row < len(files) and not self.is_indexing:
-                self.library.store.remove(files[row].path)
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        if not self.is_indexing:
+            self.library.remove([files[row].path for row in rows if row < len(files)])
         self.refresh()
 
     def _choose_files(self) -> None:

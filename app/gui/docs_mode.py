@@ -37,7 +37,7 @@ class DocsMode(QObject):
     def library(self) -> DocsLibrary:
         """The window's document library."""
         if self._library is None:
-            self._library = DocsLibrary(self.db_path)
+            self._library = DocsLibrary(self.db_path, chats=self.window.store)
         return self._library
 
     @property

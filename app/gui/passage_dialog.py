@@ -32,7 +32,9 @@ class PassageDialog(QDialog):
         self.place_label = QLabel("<br>".join(lines))
         self.place_label.setWordWrap(True)
         self.text = QTextBrowser()
-        self.text.setPlainText(source["text"])
+        self.text.setPlainText(source["text"] if not source.get("removed") else self.tr(
+            "The text of this passage was deleted when its document was removed from Documents (or the document "
+            "index was deleted)."))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         self.open_button = QPushButton(self.tr("Open file"))

@@ -41,7 +41,7 @@ def human_size(size: int) -> str:
 class PrivacyPage(QDialog):
     """Lists the stored data and deletes a kind of it after the user confirms."""
 
-    deleted = Signal(str)  # chats, settings, models, downloads, backups, documents, docs_index, embedding_model
+    deleted = Signal(str)  # chats, settings, models, downloads, backups, docs_index, embedding_model
     about_to_delete = Signal(str)  # emitted (synchronously) before the files go: close what holds them open
 
     def __init__(self, data_dir: Path, store: ChatStore, model_in_use: Path | None = None, busy=lambda: False,
@@ -61,7 +61,6 @@ class PrivacyPage(QDialog):
         for key, label in (("chats", self.tr("Delete all chats…")), ("models", self.tr("Delete models…")),
                            ("downloads", self.tr("Delete downloads…")),
                            ("settings", self.tr("Reset settings…")), ("backups", self.tr("Delete backups…")),
-                           ("documents", self.tr("Delete documents…")),
                            ("docs_index", self.tr("Delete document index…")),
                            ("embedding_model", self.tr("Delete embedding model…"))):
             button = QPushButton(label)
@@ -130,10 +129,8 @@ class PrivacyPage(QDialog):
             data_inventory.delete_downloads(self.data_dir)
         elif key == "backups":
             data_inventory.delete_backups(self.data_dir)
-        elif key == "documents":
-            data_inventory.delete_documents(self.data_dir)
         elif key == "docs_index":
-            data_inventory.delete_docs_index(self.data_dir)
+            data_inventory.delete_docs_index(self.data_dir, self.store)
         elif key == "embedding_model":
             data_inventory.delete_embedding_model(self.data_dir)
         self.refresh()

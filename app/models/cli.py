@@ -42,7 +42,7 @@ def run_models(args: argparse.Namespace) -> int:
     try:
         return actions[args.models_command](args)
     except (DownloadCancelled, ConvertCancelled) as err:
-        print(f"cancelled: {err}", file=sys.stderr)
+        print(err, file=sys.stderr)
         return 130
     except (LibraryError, ConvertError, IRFolderError, ExportError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -83,6 +83,7 @@ def _add(args: argparse.Namespace) -> int:
 
 def _download(args: argparse.Namespace) -> int:
     from app.models.catalogue import find_entry
+    from app.models.convert import ConvertCancelled, cancelled_after_download
     from app.models.download import download_model
     from app.models.library import add
 
@@ -93,8 +94,11 @@ def _download(args: argparse.Namespace) -> int:
         folder = download_model(args.hub_id, revision=args.revision, cancel=cancel, extra_bytes=extra,
                                 on_progress=lambda p: _line(f"[download] {p.describe()}"))
         _line(f"[download] done: {folder.name}")
-        return add(folder, on_progress=_print_convert, cancel=cancel,
-                   name=entry.folder_name if entry is not None else None)
+        try:
+            return add(folder, on_progress=_print_convert, cancel=cancel,
+                       name=entry.folder_name if entry is not None else None)
+        except ConvertCancelled as err:
+            raise cancelled_after_download(args.hub_id) from err
 
     model = run_cancellable(work, "Cancelling…")
     print(f"Added {model.name}")

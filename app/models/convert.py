@@ -83,11 +83,17 @@ def convert(source: Path | str, out: Path, options: tuple[str, ...] = (), on_pro
     code = process.wait()
     if cancel.is_set():
         _remove_staging(out)
-        raise ConvertCancelled(f"Conversion of {source} cancelled; nothing was written")
+        raise ConvertCancelled("Cancelled: the conversion stopped and its unfinished model was deleted")
     if code != 0:
         log.warning("export of %s failed with exit code %s: %s", source, code, error)
         raise ConvertError(error or f"The conversion failed (exit code {code})")
     return out
+
+
+def cancelled_after_download(hub_id: str) -> ConvertCancelled:
+    """What a cancel during the conversion of a finished download says: the download itself is kept."""
+    return ConvertCancelled(f"Cancelled: the conversion stopped and its unfinished model was deleted; the download "
+                            f"of {hub_id} is kept to convert again (Privacy & data deletes it)")
 
 
 def _stop_on_cancel(process: subprocess.Popen, cancel: threading.Event) -> None:

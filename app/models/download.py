@@ -134,10 +134,13 @@ def download_model(hub_id: str, *, folder: Path | None = None, revision: str | N
             tracker.start_file(remote, folder)
             _fetch(plan, remote, tracker, endpoint)
             tracker.end_file(remote)
-    except DownloadCancelled:
+    except DownloadCancelled as err:
         log.info("download of %s cancelled; removing %s", hub_id, folder)
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+        if not remove_folder(folder):
+            raise DownloadCancelled(f"Cancelled: the download of {hub_id} stopped, but some of its files could not "
+                                    f"be deleted from {folder} (see the log)") from err
+        raise DownloadCancelled(f"Cancelled: the download of {hub_id} stopped and the files it had fetched were "
+                                "deleted") from err
     except ExportError:
         raise
     except Exception as err:
@@ -146,6 +149,16 @@ def download_model(hub_id: str, *, folder: Path | None = None, revision: str | N
         raise _mapped(err, hub_id, revision) from err
     tracker.report(force=True)
     return folder
+
+
+def remove_folder(folder: Path) -> bool:
+    """Delete a download folder, logging each file that cannot go; True when nothing of it is left."""
+    def failed(_function, path, exc_info) -> None:
+        log.warning("cannot delete %s: %s", path, exc_info[1])
+
+    if folder.exists():
+        shutil.rmtree(folder, onerror=failed)  # onerror: Python 3.10 and 3.11 have no onexc
+    return not folder.exists()
 
 
 def remove_download(hub_id: str) -> bool:

@@ -13,7 +13,7 @@ from typing import Literal
 
 from app.engine.model_folder import ModelFolderError
 from app.models.catalogue import CATALOGUE, CatalogueEntry, Verdict, can_run, find_entry, free_disk, total_memory
-from app.models.convert import ConvertCancelled, ConvertError, ConvertProgress
+from app.models.convert import ConvertCancelled, ConvertError, ConvertProgress, cancelled_after_download
 from app.models.download import DownloadCancelled, DownloadProgress, download_model, downloads_dir
 from app.models.ir_import import IRFolderError
 from app.models.library import LibraryError, ModelInfo, add, draft_for, list_models, remove
@@ -217,7 +217,7 @@ class ModelsController:
         except (DownloadCancelled, ConvertCancelled) as err:
             log.info("models job cancelled: %s", err)
             _drop_empty(downloads_dir())
-            self._set(message="Cancelled; nothing was kept.", reread=True)
+            self._set(message=_one_line(err), reread=True)
         except HubUnreachableError as err:
             log.warning("models job: %s", err)
             self._set(message=NO_NETWORK, error=True, reread=True)
@@ -237,7 +237,10 @@ class ModelsController:
         extra = 2 * entry.int4_bytes() if entry is not None else 0
         folder = download_model(hub_id, on_progress=on_download, cancel=self._cancel, extra_bytes=extra,
                                 endpoint=self.endpoint)
-        model = self._convert(folder, f"Converting {hub_id}", entry.folder_name if entry is not None else None)
+        try:
+            model = self._convert(folder, f"Converting {hub_id}", entry.folder_name if entry is not None else None)
+        except ConvertCancelled as err:
+            raise cancelled_after_download(hub_id) from err
         self._set(message=f"Ready: {model.name}", reread=True)
         self.choose(model.folder)
 

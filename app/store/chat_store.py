@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.engine.conversation import Conversation, Message
+from app.secure_sqlite import erase_freed, secure_connection, vacuum
 from app.store.schema import migrate
+from app.store.sources import scrub_sources
 
 
 class StoreError(RuntimeError):
@@ -41,7 +43,9 @@ class StoredMessage:
 class ChatStore:
     """Thread-safe access to the chat database (one connection, serialized by a lock)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mark_interrupted: bool = True) -> None:
+        """Open (or create) the database; `mark_interrupted=False` for a second process (a command-line tool) that
+        must not mark the window's streaming answer as interrupted."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
@@ -49,8 +53,9 @@ class ChatStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: committed data survives a process kill
         self._db.execute("PRAGMA foreign_keys=ON")
-        migrate(self._db)
-        self.interrupted_on_open = self._mark_interrupted()
+        migrate(self._db)  # first: a database from a newer cpmdesk is refused untouched
+        secure_connection(self._db, path.name)
+        self.interrupted_on_open = self._mark_interrupted() if mark_interrupted else 0
 
     def close(self) -> None:
         """Close the database."""
@@ -61,6 +66,15 @@ class ChatStore:
         with self._lock:
             try:
                 return self._db.execute(sql, args)
+            except sqlite3.OperationalError as err:
+                raise StoreError(_explain(err, self.path)) from err
+
+    def _erasing(self, sql: str, args: tuple = ()) -> None:
+        """A deletion, then the freed pages and the write-ahead log erased (app/secure_sqlite.py)."""
+        with self._lock:
+            try:
+                self._db.execute(sql, args)
+                erase_freed(self._db, self.path.name)
             except sqlite3.OperationalError as err:
                 raise StoreError(_explain(err, self.path)) from err
 
@@ -81,8 +95,8 @@ class ChatStore:
         self._run("UPDATE chats SET title = ?, updated = ? WHERE id = ?", (title, time.time(), chat_id))
 
     def delete_chat(self, chat_id: int) -> None:
-        """Delete a chat and its messages."""
-        self._run("DELETE FROM chats WHERE id = ?", (chat_id,))
+        """Delete a chat and its messages, leaving none of their text in the database files."""
+        self._erasing("DELETE FROM chats WHERE id = ?", (chat_id,))
 
     def list_chats(self, search: str = "") -> list[ChatSummary]:
         """Chats, most recently updated first; `search` matches titles and message text."""
@@ -104,23 +118,55 @@ class ChatStore:
 
     def set_setting(self, key: str, value) -> None:
         """Store a setting (any JSON value)."""
-        self._run("INSERT INTO settings (key, value) VALUES (?, ?) "
-                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, json.dumps(value)))
+        self._run(_SET_SETTING, (key, json.dumps(value)))
+
+    def set_settings(self, values: dict) -> None:
+        """Store several settings in one transaction; a value they replace (an old system prompt) is erased."""
+        with self._lock:
+            try:
+                with self._db:
+                    self._db.execute("BEGIN")
+                    self._db.executemany(_SET_SETTING, [(k, json.dumps(v)) for k, v in values.items()])
+                erase_freed(self._db, self.path.name)
+            except sqlite3.OperationalError as err:
+                raise StoreError(_explain(err, self.path)) from err
 
     def count_settings(self) -> int:
         """How many settings are stored."""
         return int(self._run("SELECT COUNT(*) FROM settings").fetchone()[0])
 
     def delete_all_settings(self) -> None:
-        """Forget every setting."""
-        self._run("DELETE FROM settings")
+        """Forget every setting, leaving none of their values in the database files."""
+        self._erasing("DELETE FROM settings")
 
     def delete_all_chats(self) -> None:
         """Delete every chat and message, then rewrite the file so no deleted text remains on disk."""
-        self._run("DELETE FROM chats")
-        self._run("DELETE FROM messages")
-        self._run("VACUUM")
-        self._run("PRAGMA wal_checkpoint(TRUNCATE)")
+        with self._lock:
+            try:
+                with self._db:
+                    self._db.execute("BEGIN")
+                    self._db.execute("DELETE FROM chats")
+                    self._db.execute("DELETE FROM messages")
+                vacuum(self._db, self.path.name)
+            except sqlite3.OperationalError as err:
+                raise StoreError(_explain(err, self.path)) from err
+
+    def forget_sources(self, paths: set[str] | None = None) -> int:
+        """Drop the passage text copied into answers' stored sources: of the documents in `paths`, or of every
+        document (None: the index was deleted). Returns how many answers changed."""
+        rows = self._run("SELECT id, metrics FROM messages WHERE metrics LIKE '%\"sources\"%'").fetchall()
+        changed = [(json.dumps(metrics), message_id) for message_id, metrics in
+                   ((r[0], scrub_sources(json.loads(r[1]), paths)) for r in rows) if metrics is not None]
+        if changed:
+            with self._lock:
+                try:
+                    with self._db:
+                        self._db.execute("BEGIN")
+                        self._db.executemany("UPDATE messages SET metrics = ? WHERE id = ?", changed)
+                    erase_freed(self._db, self.path.name)
+                except sqlite3.OperationalError as err:
+                    raise StoreError(_explain(err, self.path)) from err
+        return len(changed)
 
     # messages ------------------------------------------------------------------------------------------
 
@@ -148,8 +194,9 @@ class ChatStore:
                   (content, reasoning, status, json.dumps(metrics or {}), time.time(), message_id))
 
     def delete_messages_from(self, chat_id: int, message_id: int) -> None:
-        """Remove a message and everything after it (regenerate, edit and resend)."""
-        self._run("DELETE FROM messages WHERE chat_id = ? AND id >= ?", (chat_id, message_id))
+        """Remove a message and everything after it (regenerate, edit and resend), leaving none of their text in the
+        database files."""
+        self._erasing("DELETE FROM messages WHERE chat_id = ? AND id >= ?", (chat_id, message_id))
 
     def messages(self, chat_id: int) -> list[StoredMessage]:
         """A chat's messages in order."""
@@ -163,6 +210,10 @@ class ChatStore:
         messages = [Message(m.role, m.content, m.reasoning) for m in self.messages(chat_id)
                     if m.status != "failed" and (m.content or m.role == "user")]
         return Conversation(system=row[0] if row else "", messages=messages)
+
+
+_SET_SETTING = ("INSERT INTO settings (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
 
 
 def _explain(err: sqlite3.OperationalError, path: Path) -> str:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 
+from app.sqlite_schema import NewerSchemaError
+from app.sqlite_schema import migrate as apply_migrations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "NewerSchemaError", "migrate"]
+
 # Each entry migrates from version i to i + 1. Never edit a released step: append a new one.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -39,17 +44,6 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class NewerSchemaError(RuntimeError):
-    """The database was written by a newer cpmdesk; it is left untouched."""
-
-
 def migrate(connection: sqlite3.Connection) -> int:
-    """Bring the database to SCHEMA_VERSION; returns the version it started from."""
-    start = connection.execute("PRAGMA user_version").fetchone()[0]
-    if start > SCHEMA_VERSION:
-        raise NewerSchemaError(f"the chat database is from a newer cpmdesk (schema {start} > {SCHEMA_VERSION}); "
-                           "update cpmdesk to open it")
-    for version in range(start, SCHEMA_VERSION):
-        with connection:
-            connection.executescript(f"BEGIN; {MIGRATIONS[version]} PRAGMA user_version = {version + 1}; COMMIT;")
-    return start
+    """Bring the chat database to SCHEMA_VERSION; returns the version it started from."""
+    return apply_migrations(connection, MIGRATIONS, "the chat database")
