@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import threading
 from pathlib import Path
 
 from app.privacy import disable_telemetry
+from export.log_file import setup_logging
+
+log = logging.getLogger(__name__)
 
 _DIM, _RESET = "\033[2m", "\033[0m"
 
@@ -187,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return _export(argv[1:])
     disable_telemetry()
     args = build_parser().parse_args(argv)
+    setup_logging("cpmdesk")
+    log.info("cpmdesk %s", args.command or "(window)")
     from app.default_model import DefaultModelError
     from app.engine import EngineError, ModelFolderError
 
@@ -208,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return _start_app()
     except (ModelFolderError, DefaultModelError, EngineError) as err:
+        log.warning("cpmdesk %s failed: %s", args.command, err, exc_info=True)
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -1,19 +1,12 @@
-"""Where cpmdesk keeps its data: the user's data folder (platformdirs), or $CPMDESK_DATA_DIR."""
+"""Where cpmdesk keeps its data: the user's data folder (export/data_folder.py: platformdirs, or $CPMDESK_DATA_DIR)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from platformdirs import user_data_path
+from export.data_folder import data_dir
 
-
-def data_dir() -> Path:
-    """The data folder (created on first use)."""
-    override = os.environ.get("CPMDESK_DATA_DIR")
-    path = Path(override).expanduser() if override else user_data_path("cpmdesk", appauthor=False)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+__all__ = ["data_dir", "models_dir"]
 
 
 def models_dir() -> Path:

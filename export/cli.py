@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-import traceback
 from importlib import metadata
 from pathlib import Path
 
 from export.draft_vocab import DEFAULT_DRAFT_VOCAB
 from export.errors import ExportError
+from export.log_file import setup_logging
 from export.privacy import disable_telemetry
 from export.settings import WEIGHT_FORMATS, Quantization
+
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cpmdesk-export",
         description="Export a Hugging Face model (hub id, local folder or .gguf file) to a validated OpenVINO IR.")
     parser.add_argument("source", help="hub id (org/name), local Hugging Face folder, or .gguf file")
-    parser.add_argument("out", type=Path, help="output folder (created; must be empty unless --force)")
+    parser.add_argument("out", type=Path,
+                        help="output folder (created in an existing folder; must be empty unless --force)")
     parser.add_argument("--weight-format", choices=WEIGHT_FORMATS, default="int4", help="default: int4")
     parser.add_argument("--group-size", type=int, default=128, help="int4 group size (default 128; -1 per channel)")
     parser.add_argument("--ratio", type=float, default=1.0, help="share of layers in int4, the rest int8 (default 1.0)")
@@ -66,53 +70,64 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
+    """Entry point; returns the process exit code: 0, 2 for any failure (one `error:` line), 130 on Ctrl-C."""
     args = build_parser().parse_args(argv)
+    log_path = setup_logging("cpmdesk-export", terminal=False)
+    log.info("cpmdesk-export %s", " ".join(sys.argv[1:] if argv is None else argv))
     disable_telemetry()
     if args.backend == "streaming" and args.task == "text-generation":
         keep_torch_out()
-    problem = _check_options(args)
+    problem = _check_options(args) or _check_out(args.out)
     if problem:
+        log.error("refused: %s", problem)
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    try:
+        _run(args)
+    except ExportError as err:
+        log.error("export failed: %s", err, exc_info=True)
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        log.warning("interrupted")
+        print("error: interrupted; nothing was written to OUT", file=sys.stderr)
+        return 130
+    except Exception as err:  # a failure nothing above names: one line here, the traceback in the log file
+        log.exception("export failed unexpectedly")
+        first_line = (str(err).strip().splitlines() or [""])[0]
+        details = f"the details are in {log_path}" if log_path else "run again with CPMDESK_DEBUG=1 for the details"
+        print(f"error: the export failed unexpectedly ({type(err).__name__}: {first_line}); nothing was written to "
+              f"OUT; {details}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    """The export the options ask for; raises ExportError (or anything unexpected) on failure."""
     quant = Quantization(weight_format=args.weight_format, group_size=args.group_size, ratio=args.ratio, sym=args.sym,
                          awq=args.awq, scale_estimation=args.scale_estimation, dataset=args.dataset,
                          num_samples=args.num_samples)
+    if args.task == "embedding":
+        from export.embedding import run_embedding_export
+
+        run_embedding_export(Path(args.source), args.out, quant, args.force, log=_progress)
+        return
     from export.draft import DraftRequest
     from export.exporter import ExportRequest, run_export
     from export.sparse_attention import parse_sparse_option
 
-    try:
-        sparse = False if args.no_sparse_attention else parse_sparse_option(args.sparse_attention)
-    except ExportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+    sparse = False if args.no_sparse_attention else parse_sparse_option(args.sparse_attention)
     draft = DraftRequest(args.draft, Quantization(weight_format=args.draft_weight_format,
                                                   group_size=args.draft_group_size, sym=not args.draft_asym),
                          vocab=args.draft_vocab or None) if args.draft else None
-    request = ExportRequest(args.source, args.out, quant, args.trust_remote_code, args.force, args.revision,
-                            sparse_attention=sparse, draft=draft, backend=args.backend)
-    try:
-        if args.task == "embedding":
-            from export.embedding import run_embedding_export
+    run_export(ExportRequest(args.source, args.out, quant, args.trust_remote_code, args.force, args.revision,
+                             sparse_attention=sparse, draft=draft, backend=args.backend), log=_progress)
 
-            run_embedding_export(Path(args.source), args.out, quant, args.force)
-        else:
-            run_export(request)
-    except ExportError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was written to OUT", file=sys.stderr)
-        return 130
-    except Exception as err:  # a failure nothing above names: still one line, the traceback on request
-        first_line = (str(err).splitlines() or [""])[0]
-        print(f"error: the export failed unexpectedly ({type(err).__name__}: {first_line}); nothing was written to "
-              "OUT. Run again with CPMDESK_DEBUG=1 for the details", file=sys.stderr)
-        if os.environ.get("CPMDESK_DEBUG"):
-            traceback.print_exc()
-        return 1
-    return 0
+
+def _progress(line: str) -> None:
+    """A step of the export: on stdout (the app reads it) and in the log file."""
+    print(line, flush=True)
+    log.info("%s", line.strip())
 
 
 def keep_torch_out() -> None:
@@ -141,6 +156,22 @@ def _check_options(args: argparse.Namespace) -> str | None:
                 "'cpmdesk[export]'); the default streaming backend exports chat models without them")
     if args.scale_estimation and not args.dataset:
         return "--scale-estimation needs --dataset (use --dataset auto to stay offline) and --backend optimum"
+    return None
+
+
+def _check_out(out: Path) -> str | None:
+    """What is wrong with OUT, as a one-line error, before any model is read: its folder must exist and be
+    writable, and OUT must not be a file (a non-empty OUT without --force is refused by the exporter)."""
+    out = out.expanduser().absolute()
+    parent = out.parent
+    if not parent.exists():
+        return f"{parent} does not exist; create it first (mkdir -p) or choose an OUT in an existing folder"
+    if not parent.is_dir():
+        return f"{parent} is not a folder; choose an OUT inside a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot write in {parent} (permission denied); choose an OUT in a folder you can write to"
+    if out.exists() and not out.is_dir():
+        return f"{out} is a file; choose a folder path for OUT"
     return None
 
 

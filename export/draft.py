@@ -8,12 +8,13 @@ sources are resolved, before anything is converted.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export.errors import ExportError
+from export.config_file import read_config
+from export.errors import CorruptWeightsError, ExportError
+from export.preflight import inspect_gguf
 from export.settings import Quantization
 from export.source import Source, resolve_source
 
@@ -59,6 +60,8 @@ def resolve_draft(request: DraftRequest, target: Source, revision: str | None = 
                 f"(openvino-genai chooses the hidden layers it feeds the head); this target has {layers}. "
                 "Use a standalone draft model instead: --draft SMALLER_MODEL")
         return draft
+    if draft.kind == "gguf":
+        inspect_gguf(draft.path)  # a corrupt or unsupported GGUF draft is refused before any conversion
     target_vocab, draft_vocab = vocabulary(target), vocabulary(draft)
     problem = vocabulary_difference(target_vocab, draft_vocab)
     if problem:
@@ -72,13 +75,13 @@ def resolve_draft(request: DraftRequest, target: Source, revision: str | None = 
 def vocabulary(source: Source) -> dict[str, int]:
     """Token → id of a source's tokenizer (a GGUF's own vocabulary, or the folder's Hugging Face tokenizer)."""
     if source.kind == "gguf":
-        from gguf import GGUFReader
-
-        reader = GGUFReader(str(source.path))
-        tokens = reader.fields["tokenizer.ggml.tokens"].contents()
-        types = reader.fields["tokenizer.ggml.token_type"].contents()
-        # llama.cpp pads some vocabularies with unused [PAD] slots (type 5) up to the embedding size
-        return {token: index for index, (token, kind) in enumerate(zip(tokens, types, strict=True)) if kind != 5}
+        tokens, types = gguf_fields(source.path, "tokenizer.ggml.tokens", "tokenizer.ggml.token_type")
+        try:
+            # llama.cpp pads some vocabularies with unused [PAD] slots (type 5) up to the embedding size
+            return {token: index for index, (token, kind) in enumerate(zip(tokens, types, strict=True)) if kind != 5}
+        except (TypeError, ValueError) as err:  # a field missing (None) or the two lists of different lengths
+            raise CorruptWeightsError(f"{source.path.name} has no usable vocabulary ({err}); re-download it, or "
+                                      "pass a GGUF file with its tokenizer") from err
     from transformers import AutoTokenizer
 
     try:
@@ -104,16 +107,27 @@ def vocabulary_difference(target: dict[str, int], draft: dict[str, int]) -> str 
 def target_layers(source: Source) -> int | None:
     """Number of decoder layers of the target source, when it can be read cheaply."""
     if source.kind == "gguf":
-        from gguf import GGUFReader
-
-        reader = GGUFReader(str(source.path))
-        arch = reader.fields["general.architecture"].contents()
-        count = reader.fields.get(f"{arch}.block_count")
-        return None if count is None else int(count.contents())
+        (arch,) = gguf_fields(source.path, "general.architecture")
+        (count,) = gguf_fields(source.path, f"{arch}.block_count")
+        return None if count is None else int(count)
     config = source.path / "config.json"
     if not config.is_file():
         return None
-    return json.loads(config.read_text()).get("num_hidden_layers")
+    layers = read_config(config).get("num_hidden_layers")
+    return layers if isinstance(layers, int) else None
+
+
+def gguf_fields(path: Path, *keys: str) -> list:
+    """The contents of metadata fields of a GGUF file (None for an absent one); CorruptWeightsError, one line,
+    when the file cannot be read as GGUF."""
+    from gguf import GGUFReader
+
+    try:
+        reader = GGUFReader(str(path))
+        return [reader.fields[key].contents() if key in reader.fields else None for key in keys]
+    except Exception as err:  # GGUFReader raises ValueError/struct.error/KeyError/IndexError on bad files
+        raise CorruptWeightsError(f"{path.name} is not a readable GGUF file ({type(err).__name__}: {err}); "
+                                  "re-download it") from err
 
 
 def export_draft(request: DraftRequest, draft: Source, target_ir: Path, trust_remote_code: bool, log,
@@ -157,8 +171,9 @@ def _export_eagle3(draft: Source, out: Path, target_ir: Path, quant: Quantizatio
         shutil.copytree(draft.path, out, ignore=shutil.ignore_patterns("manifest.json"))
         route = "copied-ir"
     else:
-        config = json.loads((draft.path / "config.json").read_text()) if (draft.path / "config.json").is_file() else {}
-        if not any("eagle" in name.lower() for name in config.get("architectures", [])):
+        config = read_config(draft.path / "config.json") if (draft.path / "config.json").is_file() else {}
+        architectures = config.get("architectures")
+        if not isinstance(architectures, list) or not any("eagle" in str(name).lower() for name in architectures):
             raise DraftMismatchError(f"{draft.path} is not an EAGLE3 head (config.json architectures: "
                                      f"{config.get('architectures')}); expected e.g. LlamaForCausalLMEagle3")
         if not trust_remote_code:

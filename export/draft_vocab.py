@@ -16,9 +16,12 @@ the head gets its own smaller copy, so the file grows a little while each drafte
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from export.errors import ExportError
+
+_log = logging.getLogger(__name__)
 
 # Ids below 65536 cover ~98 % of the tokens of English prose, Python source and a bilingual README with
 # Qwen2.5's tokenizer (32768: ~93-95 %; bench/RESULTS.md, issue 6).
@@ -129,7 +132,7 @@ def _probe_ids(folder: Path, keep: int):
             ids = ov.Core().compile_model(str(tokenizer), "CPU")([_PROBE_TEXT])["input_ids"]
             return np.asarray(ids, dtype=np.int64).reshape(1, -1)
         except Exception:  # any tokenizer trouble: the generic probe below still checks the cut
-            pass
+            _log.warning("the draft's tokenizer could not make the probe text; using spread token ids", exc_info=True)
     return np.arange(1, 65, dtype=np.int64)[None, :] * (keep // 72)  # 64 tokens spread over the kept ids
 
 

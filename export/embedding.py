@@ -6,14 +6,20 @@ Validated like the chat export: mean-pooled, normalized OpenVINO embeddings must
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from export.errors import ExportError, MissingFilesError, UnsupportedArchitectureError, ValidationFailedError
+from export.config_file import read_config
+from export.errors import (
+    ConfigFileError,
+    ExportError,
+    MissingFilesError,
+    UnsupportedArchitectureError,
+    ValidationFailedError,
+)
 from export.manifest import folder_sizes, tool_versions, write_manifest
 from export.settings import Quantization
 
@@ -32,6 +38,7 @@ def run_embedding_export(source: Path, out: Path, quant: Quantization, force: bo
     started = time.monotonic()
     source, out = Path(source).expanduser().resolve(), Path(out).expanduser().resolve()
     config = _check_source(source)
+    max_length = _max_length(source)
     if out.is_dir() and any(out.iterdir()) and not force:
         raise ExportError(f"{out} is not empty; choose another OUT or pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +63,7 @@ def run_embedding_export(source: Path, out: Path, quant: Quantization, force: bo
                        "sha256": folder_fingerprint(source)},
             "architecture": {"model_type": config["model_type"], "route": "embedding",
                              "hidden_size": config.get("hidden_size")},
-            "embedding": {"pooling": "mean", "normalize": True, "max_length": _max_length(source)},
+            "embedding": {"pooling": "mean", "normalize": True, "max_length": max_length},
             "quantization": quant.describe(),
             "sizes": folder_sizes(ir),
             "tools": tool_versions(),
@@ -79,7 +86,7 @@ def _check_source(source: Path) -> dict:
     config_path = source / "config.json"
     if not config_path.is_file():
         raise MissingFilesError(f"{source} has no config.json; pass the folder of a sentence-embedding model")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config = read_config(config_path)
     if config.get("model_type") not in ENCODERS:
         raise UnsupportedArchitectureError(f"Embedding export supports encoders ({', '.join(ENCODERS)}), "
                                            f"not {config.get('model_type')!r}")
@@ -89,10 +96,14 @@ def _check_source(source: Path) -> dict:
 
 
 def _max_length(source: Path) -> int:
+    """sentence-transformers' max_seq_length (256 without its config); read before any conversion."""
     sbert = source / "sentence_bert_config.json"
-    if sbert.is_file():
-        return int(json.loads(sbert.read_text()).get("max_seq_length", 256))
-    return 256
+    if not sbert.exists():
+        return 256
+    value = read_config(sbert).get("max_seq_length", 256)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigFileError(f"{sbert}: max_seq_length {value!r} is not a positive whole number; fix or remove it")
+    return value
 
 
 def _convert(source: Path, out: Path, quant: Quantization) -> None:

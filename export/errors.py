@@ -39,3 +39,7 @@ class OutputExistsError(ExportError):
 
 class ValidationFailedError(ExportError):
     """The exported IR does not reproduce the source model closely enough."""
+
+
+class ConfigFileError(ExportError):
+    """A model's configuration file (config.json and kin) cannot be read or is not a JSON object."""

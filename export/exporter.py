@@ -119,9 +119,10 @@ def _source_config(source: Source) -> dict | None:
     import json
 
     try:
-        return json.loads((source.path / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((source.path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):  # no folder or no readable config: preflight says what is wrong
         return None
+    return config if isinstance(config, dict) else None
 
 
 def _check_output(out: Path, force: bool) -> None:

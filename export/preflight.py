@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from export.architectures import GGUF, Route, model_type_of, route_for, supported_list
+from export.config_file import read_config
 from export.errors import (
     CorruptWeightsError,
     MissingFilesError,
@@ -39,10 +39,7 @@ def inspect_folder(folder: Path, trust_remote_code: bool) -> ModelFacts:
     if not config_path.is_file():
         raise MissingFilesError(f"{folder} has no config.json; pass the folder of a Hugging Face model (with "
                                 "config.json, weights and tokenizer files)")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise MissingFilesError(f"{config_path} is not valid JSON ({err}); re-download the model") from err
+    config = read_config(config_path)
     model_type = model_type_of(config)
     auto_map = config.get("auto_map") or {}
     has_remote_code = any("CausalLM" in key or key == "AutoModel" for key in auto_map)

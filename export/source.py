@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from export.data_folder import data_dir
 from export.errors import ExportError, HubUnreachableError, MissingFilesError
 
+log = logging.getLogger(__name__)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # What a causal-LM export needs from a hub repo; weights in .bin are left out on purpose (safetensors only
 # is safer to load), except when a repo has nothing else (handled by the second pattern set).
@@ -59,8 +62,6 @@ def hub_cache_dir() -> Path | None:
     `downloads/hub` in cpmdesk's data folder, where Privacy & data lists and deletes it (None: the user's choice)."""
     if os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME"):
         return None
-    from app.paths import data_dir  # the one definition of the data folder (the app and the exporter share it)
-
     return data_dir() / "downloads" / "hub"
 
 
@@ -73,10 +74,14 @@ def download_from_hub(repo_id: str, revision: str | None, cache_dir: Path | None
     try:
         folder = Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
                                         allow_patterns=_HUB_PATTERNS))
-    except Exception as err:
+    except Exception as err:  # huggingface_hub's failures vary by version; all become one line
         mapped = hub_error(err, repo_id, revision)
         if mapped is None:
-            raise
+            log.warning("download of %s failed with an unexpected error: %r", repo_id, err)
+            first_line = (str(err).strip().splitlines() or [""])[0]
+            mapped = ExportError(f"Downloading {repo_id} from the Hugging Face Hub failed ({type(err).__name__}: "
+                                 f"{first_line}); try again later, or download it elsewhere and pass the local "
+                                 "folder: cpmdesk-export /path/to/folder OUT")
         raise mapped from err
     commit = folder.name if folder.parent.name == "snapshots" else None
     return folder, commit
@@ -99,6 +104,10 @@ def hub_error(err: Exception, repo_id: str, revision: str | None = None) -> Expo
         return ExportError(f"{repo_id} was not found on the Hugging Face Hub; check the id, or pass a local folder")
     if isinstance(err, RevisionNotFoundError):
         return ExportError(f"Revision {revision!r} of {repo_id} was not found; check --revision")
+    status = _http_status(err)
+    if status is not None:
+        return ExportError(f"The Hugging Face Hub answered HTTP {status} for {repo_id}; try again later, or pass a "
+                           "local folder instead")
     if isinstance(err, (LocalEntryNotFoundError, OSError)):
         return HubUnreachableError(
             f"Cannot reach the Hugging Face Hub to download {repo_id} (offline?); download it on a connected machine "
@@ -107,6 +116,22 @@ def hub_error(err: Exception, repo_id: str, revision: str | None = None) -> Expo
     if "connect" in name or "timeout" in name:
         return HubUnreachableError(
             f"Cannot reach the Hugging Face Hub to download {repo_id}; pass a local folder instead")
+    return None
+
+
+def _http_status(err: BaseException) -> int | None:
+    """The status of an HTTP error answer the hub gave, found in `err` or the errors it was raised from."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        response = getattr(current, "response", None) if isinstance(current, HfHubHTTPError) else None
+        status = getattr(response, "status_code", None)
+        if isinstance(status, int) and status >= 400:
+            return status
+        current = current.__cause__ or current.__context__
     return None
 
 

@@ -201,7 +201,11 @@ def parse_sparse_option(value: str | None) -> bool | dict | None:
         if not path.is_file():
             raise ExportError(f"--sparse-attention {value}: not JSON and no such file; pass e.g. "
                               "'{\"variant\": \"minicpm4.1\"}' or a .json file")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ExportError(f"--sparse-attention {value}: cannot read the file ({err}); pass a UTF-8 JSON "
+                              "file") from err
     try:
         overrides = json.loads(text)
     except json.JSONDecodeError as err:

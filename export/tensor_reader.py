@@ -64,8 +64,16 @@ def read_safetensors_header(file: Path) -> tuple[dict, int]:
 def shard_names(index: Path, folder: Path) -> list[str]:
     """The shard files a `*.index.json` names, all present; one-line errors for a malformed index or a gap."""
     try:
-        names = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as err:
+        data = index.read_bytes()
+    except OSError as err:
+        raise CorruptWeightsError(f"{index.name} cannot be read ({err}); check the folder's permissions") from err
+    try:
+        values = json.loads(data.decode("utf-8"))["weight_map"].values()
+        names = sorted(set(values))
+        for name in names:
+            if not isinstance(name, str) or not name or Path(name).name != name:
+                raise ValueError(f"weight_map names {name!r}, not a file of the folder")
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # JSON and UTF-8 errors are ValueErrors
         raise CorruptWeightsError(f"{index.name} is malformed ({type(err).__name__}: {err}); re-download the "
                                   "model") from err
     missing = [name for name in names if not (folder / name).is_file()]

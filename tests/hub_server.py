@@ -18,11 +18,14 @@ _CHUNK = 64 * 1024
 
 class FakeHub:
     """Serves each `repos[hub_id]` folder as a hub repo at COMMIT; `rate` (bytes/s, None: unthrottled) slows file
-    bodies so a test can stop a download part-way; `requests` counts the file bytes sent."""
+    bodies so a test can stop a download part-way; `requests` counts the file bytes sent. `broken` (status, body)
+    is a failing hub: every request gets that answer instead."""
 
-    def __init__(self, repos: dict[str, Path], rate: float | None = None) -> None:
+    def __init__(self, repos: dict[str, Path], rate: float | None = None,
+                 broken: tuple[int, bytes] | None = None) -> None:
         self.repos = repos
         self.rate = rate
+        self.broken = broken
         self.bytes_sent = 0
         self.etags = {(repo, p.relative_to(folder).as_posix()): hashlib.sha256(p.read_bytes()).hexdigest()
                       for repo, folder in repos.items() for p in folder.rglob("*") if p.is_file()
@@ -58,6 +61,8 @@ class FakeHub:
                 self._serve(body=False)
 
             def _serve(self, body: bool) -> None:
+                if hub.broken is not None:
+                    return self._broken(*hub.broken, body)
                 path = unquote(urlparse(self.path).path)
                 parts = path.strip("/").split("/")
                 if parts[:2] == ["api", "models"] and len(parts) >= 4:
@@ -65,6 +70,14 @@ class FakeHub:
                 if len(parts) >= 5 and parts[2] == "resolve":
                     return self._file("/".join(parts[:2]), "/".join(parts[4:]), body)
                 self._missing("EntryNotFound")
+
+            def _broken(self, status: int, data: bytes, body: bool) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
 
             def _missing(self, code: str) -> None:
                 self.send_response(404)

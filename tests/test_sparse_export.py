@@ -46,6 +46,7 @@ def sparse_export(tiny_minicpm) -> Path:
                 and recorded["architecture"].get("attention") == "infllm-v2"
                 and recorded.get("backend") == "streaming"):
             return out
+    out.parent.mkdir(parents=True, exist_ok=True)  # the CLI refuses an OUT whose folder does not exist
     assert main([str(tiny_minicpm), str(out), "--weight-format", "int4", "--force",
                  "--sparse-attention", json.dumps(COVERING)]) == 0
     return out

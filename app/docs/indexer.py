@@ -5,6 +5,7 @@ run picks up where it stopped. Unchanged files (same size and time, or same cont
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 import time
@@ -17,6 +18,8 @@ from app.docs.embedder import Embedder
 from app.docs.extract import extract
 from app.docs.formats import MAX_FILE_BYTES, DocumentError, kind_of
 from app.docs.store import DocStore, FileRow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -155,10 +158,12 @@ class Indexer:
         try:
             extracted = extract(path, self.max_bytes)
         except DocumentError as err:
+            log.info("skipped %s: %s", path, err)
             self.store.mark_skipped(row.id, size, mtime, sha, str(err))
             report.skipped.append((row.path, str(err)))
             return
         except Exception as err:  # a parser bug on a strange file must not stop the batch
+            log.warning("reading %s failed; skipped", path, exc_info=True)
             message = f"could not read the file ({type(err).__name__}: {err})"
             self.store.mark_skipped(row.id, size, mtime, sha, message)
             report.skipped.append((row.path, message))

@@ -29,6 +29,7 @@ from app.engine.speculative import (
 from app.engine.stateful_lm import StatefulLM, target_properties
 from app.engine.think_parser import Delta, ThinkParser
 from app.engine.token_text import TokenText
+from export.log_file import content_logging
 
 OnDelta = Callable[[Delta], None]
 DEFAULT_CONTEXT = 8192  # for a config.json without max_position_embeddings
@@ -247,6 +248,12 @@ class ChatEngine:
                 dropped: int, stopped: bool, cancel: threading.Event | None) -> Reply:
         """Append the finished answer to the conversation and describe it."""
         parsed = parser.finish()
+        log.info("answered: %d prompt tokens, %d new tokens, %.1f tok/s, first token %.0f ms%s", prompt_tokens,
+                 timing.num_tokens, timing.tokens_per_second, timing.ttft_ms, ", stopped" if stopped else "")
+        if content_logging():  # CPMDESK_LOG_CONTENT=1: the user allowed prompts and answers in the log
+            asked = next((m.content for m in reversed(conversation.messages) if m.role == "user"), "")
+            log.info("prompt: %r", asked)
+            log.info("answer: %r", parsed.answer)
         conversation.messages.append(Message("assistant", parsed.answer, parsed.reasoning))
         return Reply(answer=parsed.answer, reasoning=parsed.reasoning, num_tokens=timing.num_tokens,
                      prompt_tokens=prompt_tokens, ttft_ms=timing.ttft_ms, tokens_per_second=timing.tokens_per_second,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from app.docs.library import DocsLibrary
 from app.engine import ChatEngine, Conversation, GenerationSettings
 from app.gui.workers import GenerationWorker
 from app.store import ChatStore
+
+log = logging.getLogger(__name__)
 
 
 class IndexWorker(QObject):
@@ -30,6 +33,7 @@ class IndexWorker(QObject):
         try:
             report = self.library.indexer().run(self.paths, self.progress.emit, self.cancel)
         except Exception as err:  # the embedding model could not be built or loaded: shown, never raised into Qt
+            log.warning("indexing failed", exc_info=True)
             self.failed.emit(str(err))
             return
         self.finished.emit(report)
@@ -53,6 +57,7 @@ class DocsGenerationWorker(GenerationWorker):
             result = answer_from_documents(self.engine, self.library.store, self.library.embedder(),
                                            self.conversation, self.settings, self.think, on_delta, self.cancel)
         except Exception as err:  # shown in the status bar; the partial answer stays stored as failed
+            log.warning("answering from the documents failed", exc_info=True)
             self.recorder.fail()
             self.failed.emit(str(err))
             return

@@ -27,6 +27,7 @@ from app.paths import data_dir
 from app.resources import is_bundled, resource_path
 from app.store.recovery import open_chat_store
 from app.store.schema import NewerSchemaError
+from export.log_file import setup_logging
 from export.manifest import read_manifest
 
 
@@ -97,6 +98,7 @@ def _build_default_model(window: MainWindow) -> None:
 
 def run_gui(model_folder: Path | None = None) -> int:
     """Open the window and run the Qt event loop; returns the exit code."""
+    setup_logging("cpmdesk")
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("cpmdesk")
     app.setWindowIcon(QIcon(str(resource_path("cpmdesk.png"))))

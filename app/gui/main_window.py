@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PySide6.QtCore import QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -35,8 +36,10 @@ from app.gui.transcript_html import MessageView, transcript_html
 from app.gui.workers import GenerationWorker, ModelLoader, Threads
 from app.store import ChatStore, StoreError
 from app.store.answer_recorder import AnswerRecorder
+from export.log_file import log_dir
 
 RENDER_INTERVAL_MS = 50
+log = logging.getLogger(__name__)
 
 
 class MainWindow(QMainWindow):
@@ -132,6 +135,9 @@ class MainWindow(QMainWindow):
         menu = self.menuBar().addMenu(self.tr("&Chat"))
         for action in (export, models, self.docs.action, settings, privacy):
             menu.addAction(action)
+        self.open_logs_action = QAction(self.tr("Open log folder"), self)
+        self.open_logs_action.triggered.connect(self.open_log_folder)
+        self.menuBar().addMenu(self.tr("&Help")).addAction(self.open_logs_action)
         self._set_ready(False)
 
     def _set_ready(self, ready: bool) -> None:
@@ -444,6 +450,16 @@ class MainWindow(QMainWindow):
         self.chats.rename_button.setText(self.tr("Rename"))
         self.chats.delete_button.setText(self.tr("Delete"))
         self.chats.search.setPlaceholderText(self.tr("Search chats"))
+
+    def open_log_folder(self) -> bool:
+        """Help → Open log folder: the folder of cpmdesk's log files in the system's file manager."""
+        folder = log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        opened = QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        if not opened:
+            log.warning("no file manager opened %s", folder)
+            self.statusBar().showMessage(self.tr("The log files are in {0}").format(folder))
+        return opened
 
     def open_privacy(self) -> PrivacyPage:
         """Show Privacy & data (non-modal): what is stored where, and deleting it."""

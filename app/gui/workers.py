@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,8 @@ from app.engine.speculative import DraftConfig
 from app.models.library import with_draft
 from app.store import ChatStore
 from app.store.answer_recorder import AnswerRecorder
+
+log = logging.getLogger(__name__)
 
 
 class ModelLoader(QObject):
@@ -38,6 +41,7 @@ class ModelLoader(QObject):
         try:
             self.loaded.emit(ChatEngine(self.folder, self.device, self.context, draft=draft, greedy=self.greedy))
         except Exception as err:  # every load failure is shown to the user, never raised into Qt
+            log.warning("loading %s on %s failed", self.folder, self.device, exc_info=True)
             self.failed.emit(str(err))
 
 
@@ -72,6 +76,7 @@ class GenerationWorker(QObject):
         try:
             reply = self.engine.generate(self.conversation, self.settings, self.think, on_delta, self.cancel)
         except Exception as err:  # shown in the transcript; the partial answer stays stored as failed
+            log.warning("generation failed", exc_info=True)
             self.recorder.fail()
             self.failed.emit(str(err))
             return
