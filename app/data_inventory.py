@@ -9,11 +9,13 @@ from pathlib import Path
 
 from app.docs.embedder import EMBEDDING_MODEL_NAME
 from app.store import ChatStore
+from export.log_file import release_log_files
 
 CHATS_DB = "chats.sqlite3"
 DOCS_INDEX = "docs.sqlite3"  # Documents mode: the files' passages, vectors and keyword index
 DOWNLOADS = "downloads"  # hub downloads, one folder a repo (app/models/download.py's downloads_dir)
 HUB_CACHE = "hub"  # under DOWNLOADS: cpmdesk-export's hub downloads, in Hugging Face's cache layout
+LOGS = "logs"  # export/log_file.py's rotating logs (no prompts or answers unless CPMDESK_LOG_CONTENT=1)
 SQLITE_SUFFIXES = ("", "-wal", "-shm")
 
 
@@ -21,7 +23,7 @@ SQLITE_SUFFIXES = ("", "-wal", "-shm")
 class DataItem:
     """One kind of stored data."""
 
-    key: str  # chats, settings, models, downloads, backups, docs_index, embedding_model
+    key: str  # chats, settings, models, downloads, backups, docs_index, embedding_model, logs
     title: str
     location: Path
     size_bytes: int
@@ -73,6 +75,10 @@ def inventory(data_dir: Path, store: ChatStore) -> list[DataItem]:
     if (data_dir / DOCS_INDEX).exists():
         items.append(DataItem("docs_index", "Document index (passages of your documents)", data_dir / DOCS_INDEX,
                               _database_size(data_dir, DOCS_INDEX), _indexed_files(data_dir / DOCS_INDEX), True))
+    logs = sorted(p for p in (data_dir / LOGS).glob("*.log*") if p.is_file())
+    if logs:
+        items.append(DataItem("logs", "Log files (errors and timings; no prompts or answers by default)",
+                              data_dir / LOGS, sum(folder_size(p) for p in logs), len(logs), True))
     if embedding.is_dir():
         items.append(DataItem("embedding_model", "Document embedding model (rebuilt on next use)", embedding,
                               folder_size(embedding), 1, True))
@@ -134,3 +140,11 @@ def delete_docs_index(data_dir: Path, store: ChatStore) -> int:
 def delete_embedding_model(data_dir: Path) -> None:
     """Delete the document embedding model's folder (it is exported again, or the bundled copy used, on next use)."""
     shutil.rmtree(data_dir / "models" / EMBEDDING_MODEL_NAME, ignore_errors=True)
+
+
+def delete_logs(data_dir: Path) -> None:
+    """Delete the log files (the running program starts its file again on its next record)."""
+    release_log_files()
+    for path in (data_dir / LOGS).glob("*.log*"):
+        if path.is_file():
+            path.unlink()

@@ -94,6 +94,17 @@ def stop_logging() -> None:
         handler.close()
 
 
+def release_log_files() -> None:
+    """Close this process's open log files; each opens again (a new file) at its next record. Call before deleting
+    them, or the process would go on writing into a deleted file."""
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, _MARK, False) and isinstance(handler, logging.FileHandler):
+            with handler.lock or threading.RLock():
+                if handler.stream is not None:
+                    handler.stream.close()
+                    handler.stream = None
+
+
 def _add(root: logging.Logger, handler: logging.Handler, level: int) -> logging.Handler:
     setattr(handler, _MARK, True)
     handler.setLevel(level)

@@ -140,16 +140,21 @@ def test_the_page_lists_only_what_exists_on_disk(qtbot, tmp_path) -> None:
     (tmp_path / "downloads" / "openbmb--MiniCPM4-0.5B").mkdir(parents=True)
     (tmp_path / "downloads" / "hub" / "models--org--name" / "blobs").mkdir(parents=True)
     window.store.set_setting("theme", "dark")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "cpmdesk.log").write_text("started\n")
+    (tmp_path / "logs" / "cpmdesk.log.1").write_text("older\n")
     page.refresh()
     assert _rows(page) == {
+        "Log files (errors and timings; no prompts or answers by default)": ("2", str(tmp_path / "logs")),
         "Chats (messages and answers)": ("0", str(tmp_path / "chats.sqlite3")),
         "Settings (stored in the chat database)": ("1", str(tmp_path / "chats.sqlite3")),
         "Models exported or downloaded by cpmdesk": ("1", str(tmp_path / "models")),
         "Downloaded model files (kept to convert again or resume)": ("2", str(tmp_path / "downloads")),
         "Backups of damaged chat databases": ("1", str(tmp_path)),
     }
-    for key in ("backups", "downloads", "settings", "models"):
+    for key in ("backups", "downloads", "settings", "models", "logs"):
         _answer(page, key, QMessageBox.StandardButton.Yes)
     assert list(_rows(page)) == ["Chats (messages and answers)"]
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("chats.sqlite3")) == [
-        "documents", "models"] and not any((tmp_path / "models").iterdir())
+        "documents", "logs", "models"] and not any((tmp_path / "models").iterdir())
+    assert not any((tmp_path / "logs").iterdir())

@@ -41,7 +41,7 @@ def human_size(size: int) -> str:
 class PrivacyPage(QDialog):
     """Lists the stored data and deletes a kind of it after the user confirms."""
 
-    deleted = Signal(str)  # chats, settings, models, downloads, backups, docs_index, embedding_model
+    deleted = Signal(str)  # chats, settings, models, downloads, backups, docs_index, embedding_model, logs
     about_to_delete = Signal(str)  # emitted (synchronously) before the files go: close what holds them open
 
     def __init__(self, data_dir: Path, store: ChatStore, model_in_use: Path | None = None, busy=lambda: False,
@@ -62,7 +62,8 @@ class PrivacyPage(QDialog):
                            ("downloads", self.tr("Delete downloads…")),
                            ("settings", self.tr("Reset settings…")), ("backups", self.tr("Delete backups…")),
                            ("docs_index", self.tr("Delete document index…")),
-                           ("embedding_model", self.tr("Delete embedding model…"))):
+                           ("embedding_model", self.tr("Delete embedding model…")),
+                           ("logs", self.tr("Delete logs…"))):
             button = QPushButton(label)
             button.clicked.connect(lambda _=False, k=key: self.ask_delete(k))
             self.buttons[key] = button
@@ -133,5 +134,7 @@ class PrivacyPage(QDialog):
             data_inventory.delete_docs_index(self.data_dir, self.store)
         elif key == "embedding_model":
             data_inventory.delete_embedding_model(self.data_dir)
+        elif key == "logs":
+            data_inventory.delete_logs(self.data_dir)
         self.refresh()
         self.deleted.emit(key)
