@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
 from pathlib import Path
@@ -165,13 +164,13 @@ def _chat(args: argparse.Namespace) -> int:
     return 0
 
 
-def _has_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in ("win32", "darwin")
-
-
 def _start_app() -> int:
-    """Double-click entry: the window (it builds the default model itself), or the terminal chat without a display."""
-    if _has_display():
+    """Double-click entry: the window (it builds the default model itself), or the terminal chat when no window can
+    open here (one line says what is missing)."""
+    from app.display_check import display_problem
+
+    problem = display_problem()
+    if problem is None:
         try:
             from app.gui.main import run_gui  # the desktop window (PySide6)
         except ImportError as err:
@@ -179,7 +178,7 @@ def _start_app() -> int:
         else:
             return run_gui()
     else:
-        print("No desktop window available here; starting the terminal chat.", file=sys.stderr)
+        print(f"No desktop window: {problem}. Starting the terminal chat.", file=sys.stderr)
     args = build_parser().parse_args(["chat", "--model", str(_model_folder(None))])
     return _chat(args)
 

@@ -156,7 +156,8 @@ def window_with_exchange(qtbot, tmp_path, question: str, answer: str) -> MainWin
 def test_code_blocks_render_with_a_copy_link(qtbot, tmp_path) -> None:
     window = window_with_exchange(qtbot, tmp_path, "Show me code", "Here:\n\n```python\nprint('hi')\n```\n")
     assert "Copy" in window.transcript.toPlainText()
-    window._on_link(QUrl("copy:0"))
+    answer = window.store.messages(window.chat_id)[-1]
+    window._on_link(QUrl(f"copy:{answer.id}:0"))
     assert QGuiApplication.clipboard().text() == "print('hi')\n"
 
 

@@ -16,11 +16,11 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QPushButton,
     QSplitter,
-    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
+from app.answer_limits import bounded, reload_changes
 from app.app_settings import AppSettings
 from app.engine import ChatEngine, GenerationSettings, split_think_switch
 from app.engine.devices import available_devices
@@ -32,7 +32,8 @@ from app.gui.markdown_render import MarkdownRenderer
 from app.gui.model_manager import ModelManager
 from app.gui.privacy_page import PrivacyPage
 from app.gui.settings_dialog import SettingsDialog
-from app.gui.transcript_html import MessageView, transcript_html
+from app.gui.transcript_html import MessageView
+from app.gui.transcript_view import Transcript
 from app.gui.workers import GenerationWorker, ModelLoader, Threads
 from app.store import ChatStore, StoreError
 from app.store.answer_recorder import AnswerRecorder
@@ -66,9 +67,9 @@ class MainWindow(QMainWindow):
         self.worker: GenerationWorker | None = None
         self._streaming: MessageView | None = None
         self._open_thinking: set[int] = set()
-        self._code_blocks: list[str] = []
         self._editing: int | None = None
         self._dirty = False
+        self._reload_after_answer = False  # Settings changed device/draft/context mid-answer
         self._unsaved: dict[int, tuple[MessageView, AnswerRecorder]] = {}  # answers the disk had no room for
         self.threads = Threads()
         self.models_dialog: ModelManager | None = None
@@ -98,7 +99,7 @@ class MainWindow(QMainWindow):
         self.chats.selected.connect(self.select_chat)
         self.chats.new_requested.connect(self.new_chat)
         self.chats.deleted.connect(self._on_chat_deleted)
-        self.transcript = QTextBrowser(openLinks=False)
+        self.transcript = Transcript(self.renderer)
         self.transcript.anchorClicked.connect(self._on_link)
         self.composer = Composer()
         self.composer.submitted.connect(self.send)
@@ -163,6 +164,7 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, engine: ChatEngine) -> None:
         self._finish_thread(self._loader_thread)
         self.engine = engine
+        self._bound_answer_length()
         self._show_model()
         self.think_toggle.setEnabled(engine.supports_thinking)
         self.think_toggle.setToolTip(self.tr("Let the model reason before it answers") if engine.supports_thinking
@@ -299,6 +301,7 @@ class MainWindow(QMainWindow):
         think = switch if switch is not None else (self.think_toggle.isChecked()
                                                    if self.engine.supports_thinking else None)
         conversation = self.store.conversation(self.chat_id)
+        self._bound_answer_length()
         worker = (self.docs.worker(self.engine, self.chat_id, conversation, self.settings, think)
                   if self.docs.enabled else
                   GenerationWorker(self.engine, self.store, self.chat_id, conversation, self.settings, think))
@@ -343,6 +346,7 @@ class MainWindow(QMainWindow):
         if reply.dropped_messages:
             self.statusBar().showMessage(f"The {reply.dropped_messages} oldest messages did not fit the model's "
                                          "context and were left out of this answer.", 8000)
+        self._apply_deferred()
         self.answer_finished.emit()
 
     def _on_failed(self, message: str) -> None:
@@ -350,6 +354,7 @@ class MainWindow(QMainWindow):
         self._end_generation()
         self._show_model()
         self.statusBar().showMessage(message)
+        self._apply_deferred()
         self.answer_finished.emit()
 
     def _end_generation(self) -> None:
@@ -359,6 +364,14 @@ class MainWindow(QMainWindow):
         self._render_timer.stop()
         self.send_button.setText(self.tr("Send"))
         self._render()
+
+    def _apply_deferred(self) -> None:
+        """Settings changed during the answer that need the model reloaded (device, draft, context): now."""
+        if self._reload_after_answer:
+            self._reload_after_answer = False
+            self.statusBar().showMessage(self.tr("Applying the settings changed during the answer…"), 8000)
+            if self.model_folder is not None:
+                self.load_model(self.model_folder, self.app_settings.device)
 
     # ---------------------------------------------------------------- rendering
 
@@ -381,22 +394,21 @@ class MainWindow(QMainWindow):
         return views
 
     def _render_if_dirty(self) -> None:
-        if self._dirty:
-            self._render()
+        """A streaming frame: only the answer's block changes, from memory (no database read)."""
+        if self._dirty and self._streaming is not None:
+            self._dirty = False
+            self.transcript.update_streaming(self._streaming)
 
     def _render(self) -> None:
         self._dirty = False
-        bar = self.transcript.verticalScrollBar()
-        at_bottom = bar.value() >= bar.maximum() - 4
-        body, self._code_blocks = transcript_html(self.message_views(), self.renderer)
-        self.transcript.setHtml(body)
-        if at_bottom:
-            bar.setValue(bar.maximum())
+        self.transcript.show_messages(self.message_views(), self.chat_id)
 
     def _on_link(self, url: QUrl) -> None:
         action, _, arg = url.toString().partition(":")
         if action == "copy":
-            QGuiApplication.clipboard().setText(self._code_blocks[int(arg)])
+            code = self.transcript.code_block(arg)
+            if code is not None:
+                QGuiApplication.clipboard().setText(code)
         elif action == "copymsg":
             message = next((m for m in self.store.messages(self.chat_id) if m.id == int(arg)), None)
             if message is not None:
@@ -405,9 +417,10 @@ class MainWindow(QMainWindow):
             message_id = int(arg)
             if self._streaming is not None and self._streaming.id == message_id:
                 self._streaming.thinking_open = not self._streaming.thinking_open
+                self.transcript.update_streaming(self._streaming)
             else:
                 self._open_thinking ^= {message_id}
-            self._render()
+                self._render()
         elif action == "regenerate":
             self.regenerate()
         elif action == "edit":
@@ -419,7 +432,8 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> SettingsDialog:
         """Show the Settings dialog (non-modal); its OK applies and saves."""
-        dialog = SettingsDialog(self.app_settings, available_devices(), self, model=self.model_folder)
+        dialog = SettingsDialog(self.app_settings, available_devices(), self, model=self.model_folder,
+                                context=self.engine.context_tokens if self.engine is not None else None)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
         dialog.privacy_requested.connect(self.open_privacy)
         dialog.show()
@@ -430,18 +444,35 @@ class MainWindow(QMainWindow):
         old, self.app_settings = self.app_settings, new
         self._per_model = True
         self.settings = new.generation(self.model_folder)
+        self._bound_answer_length()
         app = QApplication.instance()
         if new.theme != old.theme:
             apply_theme(app, new.theme)
             self.renderer = MarkdownRenderer(dark=is_dark(app))
+            self.transcript.set_renderer(self.renderer)
             self._render()
         if new.language != old.language:
             apply_language(app, new.language)
             self._retranslate()
-        reload = new.device != old.device or new.use_draft != old.use_draft or new.context != old.context
-        if reload and self.model_folder is not None and not self.is_generating:
-            self.load_model(self.model_folder, new.device)
+        if reload_changes(old, new) and self.model_folder is not None:
+            if self.is_generating:  # the answer keeps the model it started with; the change follows it
+                self._reload_after_answer = True
+                self.statusBar().showMessage(self.tr("Device, draft and context changes apply when this answer "
+                                                     "ends."))
+            else:
+                self.load_model(self.model_folder, new.device)
+        elif self.is_generating and new.generation(self.model_folder) != old.generation(self.model_folder):
+            self.statusBar().showMessage(self.tr("The new settings apply from the next answer."), 8000)
         new.save(self.store)
+
+    def _bound_answer_length(self) -> None:
+        """Max new tokens within the loaded model's context (the status bar says when it was cut)."""
+        context = self.engine.context_tokens if self.engine is not None else None
+        fitted = bounded(self.settings, context)
+        if fitted is not self.settings:
+            self.statusBar().showMessage(self.tr("Max new tokens is {0}: the model's context is {1} tokens.")
+                                         .format(fitted.max_new_tokens, context), 8000)
+            self.settings = fitted
 
     def _retranslate(self) -> None:
         self.send_button.setText(self.tr("Stop") if self.is_generating else self.tr("Send"))

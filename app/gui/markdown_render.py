@@ -1,6 +1,7 @@
-"""Markdown to the HTML subset QTextBrowser shows: markdown-it-py for structure, Pygments for code colours.
+"""Markdown to the HTML subset QTextBrowser shows: markdown-it-py for structure, Pygments for code colours, formulas
+as images (app/gui/math_render.py) linked as `math:KEY`.
 
-Code blocks get a "Copy" link (`copy:N`); the caller keeps the returned code texts to serve it.
+Code blocks get a "Copy" link (`copy:PREFIXN`); the caller keeps the returned code texts to serve it.
 """
 
 from __future__ import annotations
@@ -14,25 +15,33 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name, guess_lexer
 from pygments.util import ClassNotFound
 
+from app.gui.markdown_math import math_plugin
+from app.gui.math_render import MathImages
+
 
 @dataclass
 class Rendered:
-    """HTML plus the code blocks it contains, in order (index N serves link `copy:N`)."""
+    """HTML plus the code blocks it contains, in order (index N serves link `copy:PREFIXN`)."""
 
     html: str
     code_blocks: list[str] = field(default_factory=list)
 
 
 class MarkdownRenderer:
-    """One renderer per window; `dark` picks the code colour scheme."""
+    """One renderer per window; `dark` picks the code colour scheme and the formulas' colour."""
 
-    def __init__(self, dark: bool = False) -> None:
-        self._md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
+    def __init__(self, dark: bool = False, math: MathImages | None = None) -> None:
+        self._md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").use(math_plugin)
+        for kind, display, block in (("math_inline", False, False), ("math_display", True, False),
+                                     ("math_block", True, True)):
+            self._md.add_render_rule(kind, lambda _r, tokens, i, *_, d=display, b=block:
+                                     self.math_html(tokens[i].content, d, b))
         self._formatter = HtmlFormatter(noclasses=True, nowrap=True, style="monokai" if dark else "friendly")
         self._code_background = "#272822" if dark else "#f6f8fa"
+        self.math = math or MathImages((230, 230, 230) if dark else (20, 20, 20))
 
-    def render(self, text: str, first_code_index: int = 0) -> Rendered:
-        """Render `text`; code-copy links are numbered from `first_code_index`."""
+    def render(self, text: str, first_code_index: int = 0, copy_prefix: str = "") -> Rendered:
+        """Render `text`; code-copy links are `copy:{copy_prefix}{N}`, N numbered from `first_code_index`."""
         tokens = self._md.parse(text)
         blocks: list[str] = []
         for token in tokens:
@@ -40,16 +49,28 @@ class MarkdownRenderer:
                 index = first_code_index + len(blocks)
                 blocks.append(token.content)
                 token.type = "html_block"
-                token.content = self._code_html(token.content, token.info.strip(), index)
+                token.content = self._code_html(token.content, token.info.strip(), f"{copy_prefix}{index}")
         body = self._md.renderer.render(tokens, self._md.options, {})  # html_block tokens pass through as they are
         return Rendered(body, blocks)
 
-    def _code_html(self, code: str, language: str, index: int) -> str:
+    def math_html(self, tex: str, display: bool, block: bool = False) -> str:
+        """A formula as an image (its TeX source as the image's text), or as code when it cannot be typeset; `block`:
+        a paragraph of its own, centred."""
+        image = self.math.image(tex, display)
+        if image is None:
+            source = html.escape(f"$${tex}$$" if display else f"${tex}$")
+            return f'<p align="center"><code>{source}</code></p>\n' if block else f"<code>{source}</code>"
+        # the baseline: Qt aligns an image's bottom with the text's; "middle" is the nearest of its choices
+        img = (f'<img src="math:{image.key}" width="{image.width}" height="{image.height}" '
+               f'alt="{html.escape(tex, quote=True)}" style="vertical-align: middle">')
+        return f'<p align="center">{img}</p>\n' if block else img
+
+    def _code_html(self, code: str, language: str, link: str) -> str:
         lexer = _lexer(code, language)
         coloured = highlight(code, lexer, self._formatter).rstrip("\n")
         label = html.escape(language or lexer.name.lower())
         return (f'<table width="100%" cellspacing="0" cellpadding="6" style="background:{self._code_background};">'
-                f'<tr><td><small>{label}</small></td><td align="right"><a href="copy:{index}">Copy</a></td></tr>'
+                f'<tr><td><small>{label}</small></td><td align="right"><a href="copy:{link}">Copy</a></td></tr>'
                 f'<tr><td colspan="2"><pre style="margin:0">{coloured}</pre></td></tr></table>\n')
 
 

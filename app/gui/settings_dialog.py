@@ -19,17 +19,19 @@ from PySide6.QtWidgets import (
     QSpinBox,
 )
 
+from app.answer_limits import max_new_tokens_limit
 from app.app_settings import LANGUAGES, THEMES, AppSettings
 from app.engine.model_defaults import Sampling
 
 
 class SettingsDialog(QDialog):
     """Edits a copy of AppSettings; `result_settings()` returns it after OK. The sampling rows are the model in
-    `model`'s (kept per model)."""
+    `model`'s (kept per model). `context`: the loaded model's context in tokens, which bounds max new tokens."""
 
     privacy_requested = Signal()
 
-    def __init__(self, settings: AppSettings, devices: list[str], parent=None, model: Path | None = None) -> None:
+    def __init__(self, settings: AppSettings, devices: list[str], parent=None, model: Path | None = None,
+                 context: int | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Settings"))
         self._base, self._model = settings, model
@@ -49,6 +51,10 @@ class SettingsDialog(QDialog):
         self.context = _spin(QSpinBox(), 0, 1 << 20, int(settings.context or 0))
         self.context.setSingleStep(1024)
         self.context.setSpecialValueText(self.tr("The model's own"))
+        self._model_context = context
+        self.max_tokens_hint = QLabel()
+        self.context.valueChanged.connect(self._bound_max_new_tokens)
+        self._bound_max_new_tokens()
         self.use_draft = QCheckBox(self.tr("Use the model's draft to answer faster (when it has one)"))
         self.use_draft.setChecked(bool(settings.use_draft))
         self.theme = QComboBox()
@@ -63,6 +69,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout(self)
         form.addRow(self.tr("System prompt"), self.system_prompt)
         form.addRow(self.tr("Max new tokens"), self.max_new_tokens)
+        form.addRow("", self.max_tokens_hint)
         if model is not None:
             form.addRow(self.tr("Sampling for"), QLabel(model.name))
         form.addRow(self.tr("Temperature (0 = greedy)"), self.temperature)
@@ -82,6 +89,17 @@ class SettingsDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
+
+    def _bound_max_new_tokens(self) -> None:
+        """Max new tokens at most what the context allows (the chosen context, else the loaded model's)."""
+        context = self.context.value() or self._model_context
+        if context is None:
+            self.max_tokens_hint.setText("")
+            return
+        limit = max_new_tokens_limit(context)
+        self.max_new_tokens.setMaximum(limit)  # a larger value is cut to it
+        self.max_tokens_hint.setText(self.tr("At most {0}: the context holds {1} tokens, prompt included")
+                                     .format(limit, context))
 
     def result_settings(self) -> AppSettings:
         """The edited settings."""

@@ -59,6 +59,22 @@
         <source>This model cannot switch reasoning on or off</source>
         <translation>此模型不支持切换思考模式</translation>
     </message>
+    <message>
+        <source>Device, draft and context changes apply when this answer ends.</source>
+        <translation>设备、草稿模型和上下文的更改将在本次回答结束后生效。</translation>
+    </message>
+    <message>
+        <source>Applying the settings changed during the answer…</source>
+        <translation>正在应用回答期间更改的设置…</translation>
+    </message>
+    <message>
+        <source>Max new tokens is {0}: the model's context is {1} tokens.</source>
+        <translation>最大新词元数为 {0}：模型的上下文为 {1} 个词元。</translation>
+    </message>
+    <message>
+        <source>The new settings apply from the next answer.</source>
+        <translation>新设置将从下一次回答起生效。</translation>
+    </message>
 </context>
 <context>
     <name>SettingsDialog</name>
@@ -118,6 +134,10 @@
         <source>Dark</source>
         <translation>深色</translation>
     </message>
+    <message>
+        <source>At most {0}: the context holds {1} tokens, prompt included</source>
+        <translation>最多 {0}：上下文共 {1} 个词元（含提示词）</translation>
+    </message>
 </context>
 <context>
     <name>ModelManager</name>
@@ -164,6 +184,15 @@
     <message>
         <source>Ready: {0}</source>
         <translation>就绪：{0}</translation>
+    </message>
+</context>
+<context>
+    <name>Transcript</name>
+    <message numerus="yes">
+        <source>Show %n earlier message(s)</source>
+        <translation>
+            <numerusform>显示更早的 %n 条消息</numerusform>
+        </translation>
     </message>
 </context>
 </TS>
