@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     from app.models.cli import add_models_parser
 
     add_models_parser(sub)
+    from app.server.cli import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
@@ -208,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
             from app.models.cli import run_models
 
             return run_models(args)
+        if args.command == "serve":
+            from app.server.cli import run_serve
+
+            return run_serve(args)
         if args.command == "prepare":
             print(_model_folder(None))
             return 0

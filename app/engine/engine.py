@@ -29,6 +29,7 @@ from app.engine.speculative import (
 from app.engine.stateful_lm import StatefulLM, target_properties
 from app.engine.think_parser import Delta, ThinkParser
 from app.engine.token_text import TokenText
+from app.engine.tool_prompt import ToolTemplate
 from export.log_file import content_logging
 
 OnDelta = Callable[[Delta], None]
@@ -134,6 +135,7 @@ class ChatEngine:
             raise ModelFolderError(self._load_failure(err)) from err
         self._eos = eos_tokens(self.folder, self._tokenizer)
         self.supports_thinking = "enable_thinking" in (self._tokenizer.chat_template or "")
+        self._tool_template: ToolTemplate | None = None  # built on the first conversation with tools
 
     def _kv_per_token(self, config: dict) -> int:
         """KV cache bytes per context token in the attention that answers: the op's own cache in the engine's
@@ -179,17 +181,29 @@ class ChatEngine:
 
     def fits(self, conversation: Conversation, max_new_tokens: int, think: bool | None = None) -> bool:
         """Whether the whole conversation's prompt and an answer of `max_new_tokens` fit in the context."""
-        prompt = self.render(conversation.prompt_messages(), think)
+        prompt = self.render(conversation.prompt_messages(), think, conversation.tools)
         return self.count_tokens(prompt) <= self._prompt_budget(max_new_tokens)
 
     def _prompt_budget(self, max_new_tokens: int) -> int:
         """Prompt tokens the context leaves room for next to an answer of `max_new_tokens`."""
         return self.context_tokens - max_new_tokens
 
-    def render(self, messages: list[dict[str, str]], think: bool | None) -> str:
-        """The prompt the chat template makes of `messages`, ready for the assistant's turn."""
+    def render(self, messages: list[dict], think: bool | None, tools: list[dict] | None = None) -> str:
+        """The prompt the chat template makes of `messages`, ready for the assistant's turn. With tools, tool
+        calls or tool results it is rendered by app/engine/tool_prompt.py (ToolTemplateError when it cannot)."""
         extra = {"enable_thinking": bool(think)} if self.supports_thinking and think is not None else None
+        if tools or any(m["role"] == "tool" or m.get("tool_calls") for m in messages):
+            return self.tool_template.render(messages, tools, extra)
         return self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, extra_context=extra)
+
+    @property
+    def tool_template(self) -> ToolTemplate:
+        """The chat template as conversations with tools render it (built on first use)."""
+        if self._tool_template is None:
+            tokenizer = self._tokenizer
+            self._tool_template = ToolTemplate(tokenizer.chat_template or "", tokenizer.get_bos_token(),
+                                               tokenizer.get_eos_token())
+        return self._tool_template
 
     def send(self, conversation: Conversation, text: str, settings: GenerationSettings | None = None,
              think: bool | None = None, on_delta: OnDelta | None = None,
@@ -335,7 +349,7 @@ class ChatEngine:
         messages = conversation.messages
         first = 0
         while True:
-            prompt = self.render(conversation.prompt_messages(first), think)
+            prompt = self.render(conversation.prompt_messages(first), think, conversation.tools)
             count = self.count_tokens(prompt)
             if count <= budget:
                 return first, prompt, count

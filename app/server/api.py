@@ -1,0 +1,275 @@
+"""The HTTP API (Starlette): /v1/models, /v1/chat/completions (streamed or not), /v1/embeddings, behind a token.
+
+Nothing of a request's content is logged: only token counts, timings and error kinds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.engine import ChatEngine, ContextOverflowError, EngineError
+from app.engine.model_defaults import model_defaults
+from app.engine.tool_calls import MalformedCall, ToolCall, parse_tool_calls
+from app.server import responses
+from app.server.auth import token_matches
+from app.server.chat_run import ChatRun, Failed, Finished, Piece, Started
+from app.server.embeddings import EmbeddingService
+from app.server.engine_queue import EngineQueue, QueueFull
+from app.server.protocol import RequestError, error_body, parse_chat_request
+
+POLL_S = 0.2  # how often a waiting request checks that its client is still there
+log = logging.getLogger(__name__)
+
+
+class BearerAuth:
+    """ASGI middleware: every HTTP request needs `Authorization: Bearer <token>`, else 401."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app, self.token = app, token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not token_matches(Headers(scope=scope).get("authorization"), self.token):
+            log.info("refused a request without a valid token")
+            body = error_body("Missing or wrong API token: send 'Authorization: Bearer <token>' (cpmdesk serve "
+                              "--print-token shows it)", "invalid_request_error", None, "invalid_api_key")
+            await JSONResponse(body, 401, headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+class _CancellingStream(StreamingResponse):
+    """A streamed answer whose generation is cancelled however the response ends (a client that goes away)."""
+
+    def __init__(self, content: AsyncIterator[bytes], cancel: threading.Event) -> None:
+        super().__init__(content, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self._cancel = cancel
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._cancel.set()
+
+
+class Api:
+    """The routes over one engine and its queue."""
+
+    def __init__(self, engine: ChatEngine, max_waiting: int, embeddings: EmbeddingService) -> None:
+        self.engine, self.embeddings = engine, embeddings
+        self.queue = EngineQueue(max_waiting)
+        self.defaults = model_defaults(engine.folder)
+        self.created = int(engine.folder.stat().st_mtime)
+
+    async def models(self, request: Request) -> Response:
+        entries = [responses.model_entry(self.engine.name, self.created)]
+        embedding = self.embeddings.model_id
+        if embedding:
+            entries.append(responses.model_entry(embedding, self.created))
+        return JSONResponse({"object": "list", "data": entries})
+
+    async def embed(self, request: Request) -> Response:
+        body = await _json_body(request)
+        return JSONResponse(await asyncio.to_thread(self.embeddings.embed, body))
+
+    async def chat(self, request: Request) -> Response:
+        chat = parse_chat_request(await _json_body(request))
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue | None = asyncio.Queue() if chat.stream else None
+        run = ChatRun(self.engine, chat, self.defaults, events, loop)
+        try:
+            future = self.queue.submit(run)
+        except QueueFull as full:
+            log.info("refused a chat completion: the queue is full")
+            return JSONResponse(error_body(f"The engine is busy and {self.queue.max_waiting} requests are waiting; "
+                                           f"retry after {full.retry_after} s", "rate_limit_error", None,
+                                           "queue_full"), 429, headers={"Retry-After": str(full.retry_after)})
+        future.add_done_callback(_retrieve)
+        completion_id, created = responses.new_id("chatcmpl-"), int(time.time())
+        if events is None:
+            finished = await _until_done(future, request, run)
+            if finished is None:
+                return Response(status_code=499)  # the client is gone; nobody reads this
+            return JSONResponse(self._completion(completion_id, created, run, finished))
+        first = await _first_event(events, request, run, future)
+        if first is None:
+            return Response(status_code=499)
+        if isinstance(first, Failed):
+            raise first.error
+        return _CancellingStream(self._stream(completion_id, created, events, chat.include_usage), run.cancel)
+
+    def _completion(self, completion_id: str, created: int, run: ChatRun, finished: Finished) -> dict:
+        reply = finished.reply
+        message: dict = {"role": "assistant", "content": reply.answer}
+        finish = finished.finish_reason
+        if run.request.parse_tools:
+            parsed = parse_tool_calls(reply.answer)
+            message["content"] = parsed.content or (None if parsed.calls else "")
+            if parsed.calls:
+                message["tool_calls"] = [responses.tool_call_json(call) for call in parsed.calls]
+                finish = "tool_calls"
+            if parsed.malformed:
+                log.warning("the answer had %d malformed tool-call block(s); their text is left in the content",
+                            len(parsed.malformed))
+                message["tool_call_errors"] = [m.reason for m in parsed.malformed]
+        if reply.reasoning:
+            message["reasoning_content"] = reply.reasoning
+        return responses.completion(completion_id, created, self.engine.name, message, finish,
+                                    responses.usage(reply.prompt_tokens, reply.num_tokens))
+
+    async def _stream(self, completion_id: str, created: int, events: asyncio.Queue,
+                      include_usage: bool) -> AsyncIterator[bytes]:
+        model = self.engine.name
+
+        def frame(delta: dict, finish: str | None = None, counts: dict | None = None) -> bytes:
+            return responses.sse(responses.chunk(completion_id, created, model, delta, finish, counts))
+
+        yield frame({"role": "assistant", "content": ""})
+        calls = malformed = 0
+        while True:
+            event = await events.get()
+            if isinstance(event, Piece):
+                yield frame({"reasoning_content" if event.kind == "reasoning" else "content": event.text})
+            elif isinstance(event, ToolCall):
+                yield frame({"tool_calls": [responses.tool_call_json(event, calls)]})
+                calls += 1
+            elif isinstance(event, MalformedCall):
+                malformed += 1
+                yield frame({"content": event.text})
+            elif isinstance(event, Finished):
+                if malformed:
+                    log.warning("the answer had %d malformed tool-call block(s); their text was streamed as content",
+                                malformed)
+                yield frame({}, "tool_calls" if calls else event.finish_reason)
+                if include_usage:
+                    reply = event.reply
+                    yield frame({}, None, responses.usage(reply.prompt_tokens, reply.num_tokens))
+                yield responses.sse("[DONE]")
+                return
+            elif isinstance(event, Failed):
+                yield responses.sse(_error_response(event.error)[1])  # the status line has gone out already
+                return
+
+
+def _retrieve(future: Future) -> None:
+    """Read a finished job's outcome, so an exception nobody awaited is not reported as lost."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def _until_done(future: Future, request: Request, run: ChatRun) -> Finished | None:
+    """The job's result (its exception raised here), or None once the client has gone (the job cancelled)."""
+    waiting = asyncio.wrap_future(future)
+    try:
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=POLL_S)
+            if done:
+                return waiting.result()
+            if await request.is_disconnected():
+                _give_up(run, future)
+                return None
+    except asyncio.CancelledError:  # the server is shutting down
+        _give_up(run, future)
+        raise
+
+
+async def _first_event(events: asyncio.Queue, request: Request, run: ChatRun, future: Future) -> object | None:
+    """Started or Failed, once the job reaches the engine; None when the client left while it waited."""
+    getting = asyncio.ensure_future(events.get())
+    try:
+        while True:
+            done, _ = await asyncio.wait({getting}, timeout=POLL_S)
+            if done:
+                event = getting.result()
+                if isinstance(event, (Started, Failed)):
+                    return event
+                getting = asyncio.ensure_future(events.get())
+                continue
+            if await request.is_disconnected():
+                getting.cancel()
+                _give_up(run, future)
+                return None
+    except asyncio.CancelledError:  # the server is shutting down
+        getting.cancel()
+        _give_up(run, future)
+        raise
+
+
+def _give_up(run: ChatRun, future: Future) -> None:
+    run.cancel.set()
+    future.cancel()  # skipped by the worker if it has not started
+    log.info("a client disconnected (or the server is stopping); its chat completion is cancelled")
+
+
+async def _json_body(request: Request) -> object:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RequestError(f"The body is not valid JSON: {err}") from err
+
+
+def _error_response(error: BaseException) -> tuple[int, dict]:
+    """The status and OpenAI-style body for an error raised while answering."""
+    if isinstance(error, RequestError):
+        return error.status, error.body()
+    if isinstance(error, ContextOverflowError):
+        return 400, error_body(str(error), "invalid_request_error", "messages", "context_length_exceeded")
+    if isinstance(error, EngineError):
+        log.error("generation failed: %s", error)
+        return 500, error_body(str(error), "server_error")
+    log.error("unexpected error answering a request", exc_info=error)
+    return 500, error_body("Internal error; see the server's log", "server_error")
+
+
+def _answering_errors(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """A route that answers any error with an OpenAI-style body (logged unless it is the client's)."""
+
+    @functools.wraps(handler)
+    async def route(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Exception as error:  # every error becomes a response; _error_response logs the server's
+            status, body = _error_response(error)
+            return JSONResponse(body, status)
+
+    return route
+
+
+async def _on_http_error(request: Request, error: HTTPException) -> Response:
+    code = "not_found" if error.status_code == 404 else None
+    return JSONResponse(error_body(f"{request.method} {request.url.path}: {error.detail}", "invalid_request_error",
+                                   None, code), error.status_code)
+
+
+def create_app(engine: ChatEngine, token: str, max_waiting: int = 4,
+               embeddings: EmbeddingService | None = None) -> Starlette:
+    """The ASGI app serving `engine`; every request needs `token`."""
+    api = Api(engine, max_waiting, embeddings or EmbeddingService(engine.device))
+    routes = [Route("/v1/models", _answering_errors(api.models), methods=["GET"]),
+              Route("/v1/chat/completions", _answering_errors(api.chat), methods=["POST"]),
+              Route("/v1/embeddings", _answering_errors(api.embed), methods=["POST"])]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        api.queue.close()
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _on_http_error}, lifespan=lifespan)
+    app.add_middleware(BearerAuth, token=token)
+    app.state.api = api
+    return app

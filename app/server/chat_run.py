@@ -1,0 +1,125 @@
+"""One chat completion on the engine: settings from the request over the model's defaults, the context checked,
+and (when streaming) each piece of reasoning, text and each tool call handed to the event loop as it comes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+
+from app.engine import ChatEngine, Delta, GenerationSettings, Reply
+from app.engine.model_defaults import Sampling as ModelSampling
+from app.engine.tool_calls import MalformedCall, Text, ToolCall, ToolCallParser
+from app.engine.tool_prompt import ToolTemplateError
+from app.server.protocol import ChatRequest, RequestError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Started:
+    """The prompt fits and generation begins."""
+
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Streamed text: kind "reasoning" or "content"."""
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """Generation ended."""
+
+    reply: Reply
+    finish_reason: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Generation did not start or broke off."""
+
+    error: BaseException
+
+
+class ChatRun:
+    """A request's generation, run by the engine queue's worker (call it); `cancel` stops it.
+
+    With `events` (streaming), it puts Started, Piece, ToolCall, MalformedCall and then Finished or Failed on that
+    asyncio queue from the worker thread; without, the result is only its return value."""
+
+    def __init__(self, engine: ChatEngine, request: ChatRequest, defaults: ModelSampling,
+                 events: asyncio.Queue | None = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.engine, self.request, self.defaults = engine, request, defaults
+        self.cancel = threading.Event()
+        self.events, self._loop = events, loop
+        self._tools = ToolCallParser() if request.parse_tools else None
+        self.prompt_tokens = 0
+
+    def __call__(self) -> Finished:
+        try:
+            finished = self._generate()
+        except BaseException as err:
+            self._put(Failed(err))
+            raise
+        self._put(finished)
+        return finished
+
+    def _generate(self) -> Finished:
+        started = time.monotonic()
+        request, engine = self.request, self.engine
+        conversation = request.conversation
+        try:
+            prompt = engine.render(conversation.prompt_messages(), request.think, conversation.tools)
+        except ToolTemplateError as err:
+            raise RequestError(str(err), "messages") from err
+        self.prompt_tokens = engine.count_tokens(prompt)
+        room = engine.context_tokens - self.prompt_tokens
+        wanted = request.sampling.max_tokens or max(room, 1)
+        if wanted > room:
+            raise RequestError(f"This model's context is {engine.context_tokens} tokens; the messages take "
+                               f"{self.prompt_tokens} and max_tokens asks for {wanted}", "messages",
+                               "context_length_exceeded")
+        settings = self.settings(wanted)
+        self._put(Started(self.prompt_tokens))
+        on_delta = self._on_delta if self.events is not None else None
+        reply = engine.generate(conversation, settings, request.think, on_delta, self.cancel)
+        if self._tools is not None and self.events is not None:
+            for event in self._tools.finish():
+                self._put_tool_event(event)
+        reason = "length" if reply.num_tokens >= settings.max_new_tokens and not reply.stopped else "stop"
+        log.info("chat completion: %d prompt + %d completion tokens in %.2f s%s", reply.prompt_tokens,
+                 reply.num_tokens, time.monotonic() - started, ", cancelled" if reply.stopped else "")
+        return Finished(reply, reason)
+
+    def settings(self, max_new_tokens: int) -> GenerationSettings:
+        """The request's sampling over the model's defaults (app/engine/model_defaults.py), as the app answers."""
+        asked = self.request.sampling
+        base = self.defaults.generation(max_new_tokens)
+        changes = {name: value for name, value in (
+            ("temperature", asked.temperature), ("top_p", asked.top_p), ("seed", asked.seed),
+            ("presence_penalty", asked.presence_penalty), ("frequency_penalty", asked.frequency_penalty))
+            if value is not None}
+        return replace(base, stop_strings=asked.stop, ignore_eos=asked.ignore_eos, **changes)
+
+    def _on_delta(self, delta: Delta) -> None:
+        if delta.kind == "reasoning":
+            self._put(Piece("reasoning", delta.text))
+        elif self._tools is None:
+            self._put(Piece("content", delta.text))
+        else:
+            for event in self._tools.feed(delta.text):
+                self._put_tool_event(event)
+
+    def _put_tool_event(self, event: Text | ToolCall | MalformedCall) -> None:
+        self._put(Piece("content", event.text) if isinstance(event, Text) else event)
+
+    def _put(self, event: object) -> None:
+        if self.events is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.events.put_nowait, event)
