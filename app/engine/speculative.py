@@ -1,11 +1,13 @@
 """Assisted generation: when a model folder carries a draft (OUT/draft), the engine's own speculative decoding.
 
 The draft proposes a few tokens, the target checks them in one step and keeps the longest agreeing prefix, so
-greedy output stays the target's own. The loop is the engine's (app/engine/assisted.py), over stateful models
-whose attention runs in cpmdesk's op (app/engine/stateful_lm.py), not openvino-genai's speculative pipeline:
-GenAI's verification steps round differently from its one-token steps unless the target runs at slow exact
-settings (f32, no dynamic quantization: ~1.25x slower per token here), which ate the draft's gain, and its
-speculative sampling fails an internal check on most answers (bench/RESULTS.md, issue 6).
+greedy output is token for token what the target gives through the same loop without drafting (DraftConfig.exact);
+plain mode (GenAI's pipeline, what "draft off" runs) rounds differently and may part ways at a near-tie. The loop
+is the engine's (app/engine/assisted.py), over stateful models whose attention runs in cpmdesk's op
+(app/engine/stateful_lm.py), not openvino-genai's speculative pipeline: GenAI's verification steps round
+differently from its one-token steps unless the target runs at slow exact settings (f32, no dynamic quantization:
+~1.25x slower per token here), which ate the draft's gain, and its speculative sampling fails an internal check on
+most answers (bench/RESULTS.md, issue 6).
 
 The engine answers in one of two modes (DraftPlan): "assisted" (that loop, greedy answers verified, sampled ones
 by speculative sampling) and "plain" (GenAI's pipeline, the target alone at the plugin's defaults) whenever the
