@@ -84,10 +84,10 @@ def check_gguf_header(path: Path) -> None:
 
     size = path.stat().st_size
     if size < 24:
-        raise CorruptWeightsError(f"{path.name} is not a GGUF file ({size} bytes); re-download it")
+        raise CorruptWeightsError(f"{path.name} is not a readable GGUF file (only {size} bytes); re-download it")
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
         if data[:4] != MAGIC:
-            raise CorruptWeightsError(f"{path.name} is not a GGUF file (no GGUF signature); re-download it")
+            raise CorruptWeightsError(f"{path.name} is not a readable GGUF file (no GGUF signature); re-download it")
         try:
             # a file written on a big-endian machine reads as version << 16 (GGUFReader tells them apart the same way)
             order = ">" if struct.unpack_from("<I", data, 4)[0] & 0xFFFF == 0 else "<"
@@ -95,8 +95,9 @@ def check_gguf_header(path: Path) -> None:
             walk.take(4, "the signature")
             version = walk.u32("the version")
             if version not in VERSIONS:
-                raise CorruptWeightsError(f"{path.name} is GGUF version {version}, which cannot be read (versions "
-                                          f"{', '.join(map(str, VERSIONS))} can); convert it with a current llama.cpp")
+                raise CorruptWeightsError(f"{path.name} is not a readable GGUF file (GGUF version {version}; versions "
+                                          f"{' and '.join(map(str, VERSIONS))} are read); re-download it or convert it "
+                                          "with a current llama.cpp")
             tensors, entries = walk.u64("the tensor count"), walk.u64("the metadata count")
             if (tensors + entries) * 8 > size:
                 raise ValueError(f"it claims {tensors} tensors and {entries} metadata entries")
@@ -131,7 +132,8 @@ def check_gguf_header(path: Path) -> None:
                     raise ValueError(f"tensor {name[:60]!r} needs {nbytes} bytes at offset {offset}, past the end "
                                      f"of the {size}-byte file")
         except (ValueError, struct.error) as err:
-            raise CorruptWeightsError(f"{path.name} is corrupt or truncated ({err}); re-download it") from err
+            raise CorruptWeightsError(f"{path.name} is not a readable GGUF file: corrupt or truncated ({err}); "
+                                      "re-download it") from err
 
 
 def open_gguf(path: Path):
