@@ -25,5 +25,8 @@ def bundled_models_dir() -> Path:
 
 
 def bundled_ops_library() -> Path:
-    """cpmdesk's OpenVINO op library (InfLLM v2 sparse attention) shipped inside the bundle (absent elsewhere)."""
-    return _ROOT / "ov-ops" / "libcpmdesk_ov_ops.so"
+    """cpmdesk's OpenVINO op library (InfLLM v2 sparse attention) shipped inside the bundle (absent elsewhere),
+    under this platform's name (.so, .dylib, .dll)."""
+    from ov_ops.build import library_filename
+
+    return _ROOT / "ov-ops" / library_filename()

@@ -120,12 +120,12 @@ def target_layers(source: Source) -> int | None:
 def gguf_fields(path: Path, *keys: str) -> list:
     """The contents of metadata fields of a GGUF file (None for an absent one); CorruptWeightsError, one line,
     when the file cannot be read as GGUF."""
-    from gguf import GGUFReader
+    from export.gguf_header import open_gguf
 
+    reader = open_gguf(path)  # the header checked first: a mangled count cannot make GGUFReader loop for hours
     try:
-        reader = GGUFReader(str(path))
         return [reader.fields[key].contents() if key in reader.fields else None for key in keys]
-    except Exception as err:  # GGUFReader raises ValueError/struct.error/KeyError/IndexError on bad files
+    except (ValueError, IndexError) as err:  # a value the package cannot decode
         raise CorruptWeightsError(f"{path.name} is not a readable GGUF file ({type(err).__name__}: {err}); "
                                   "re-download it") from err
 

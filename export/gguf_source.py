@@ -8,7 +8,10 @@ The tokenizer is therefore rebuilt here from the GGUF's own tokens, merges, toke
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # Pre-tokenizer splits by GGUF `tokenizer.ggml.pre` (llama.cpp's names for the upstream regexes).
 _QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
@@ -33,34 +36,67 @@ def _field(reader, key: str, default=None):
     return default if field is None else field.contents()
 
 
-def write_tokenizer(gguf_path: Path, out: Path) -> None:
-    """Rebuild tokenizer.json, tokenizer_config.json and the chat template from the GGUF metadata."""
-    from gguf import GGUFReader
+def _list(reader, key: str, kind: type, name: Path) -> list:
+    """A metadata list whose items are all `kind`; a missing or mistyped one is a CorruptWeightsError."""
+    from export.errors import CorruptWeightsError
 
-    reader = GGUFReader(str(gguf_path))
+    value = _field(reader, key)
+    if not isinstance(value, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+        raise CorruptWeightsError(f"{name.name}: the GGUF vocabulary ({key}) is missing or malformed; "
+                                  "re-download the file")
+    return value
+
+
+def write_tokenizer(gguf_path: Path, out: Path) -> None:
+    """Rebuild tokenizer.json, tokenizer_config.json and the chat template from the GGUF metadata; a vocabulary
+    that does not hold together (missing lists, merges of unknown tokens, special ids out of range) is a
+    CorruptWeightsError."""
+    from export.errors import CorruptWeightsError
+    from export.gguf_header import open_gguf
+
+    reader = open_gguf(gguf_path)
     kind = _field(reader, "tokenizer.ggml.model")
     if kind != "gpt2":  # SentencePiece ("llama") vocabularies convert correctly in transformers
         from transformers import AutoTokenizer
 
         AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name).save_pretrained(out)
         return
-    tokens: list[str] = list(_field(reader, "tokenizer.ggml.tokens"))
-    types: list[int] = list(_field(reader, "tokenizer.ggml.token_type"))
-    merges = [tuple(m.split(" ", 1)) for m in _field(reader, "tokenizer.ggml.merges")]
-    tokenizer = _byte_level_bpe(tokens, types, merges, str(_field(reader, "tokenizer.ggml.pre", "default")))
+    tokens: list[str] = _list(reader, "tokenizer.ggml.tokens", str, gguf_path)
+    types: list[int] = _list(reader, "tokenizer.ggml.token_type", int, gguf_path)
+    merges = [tuple(m.split(" ", 1)) for m in _list(reader, "tokenizer.ggml.merges", str, gguf_path)]
+    if not tokens or len(types) != len(tokens) or any(len(m) != 2 for m in merges):
+        raise CorruptWeightsError(f"{gguf_path.name}: the GGUF vocabulary has {len(tokens)} tokens, {len(types)} "
+                                  "token types and merges that are not token pairs; re-download the file")
+    try:
+        tokenizer = _byte_level_bpe(tokens, types, merges, str(_field(reader, "tokenizer.ggml.pre", "default")))
+    except Exception as err:  # the tokenizers library raises plain Exception for a vocabulary it cannot build
+        log.warning("no tokenizer from the vocabulary of %s: %s: %s", gguf_path, type(err).__name__, err)
+        raise CorruptWeightsError(f"{gguf_path.name}: the GGUF vocabulary does not make a tokenizer ({err}); "
+                                  "re-download the file") from err
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(out / "tokenizer.json"))
 
     def token(key: str) -> str | None:
         index = _field(reader, f"tokenizer.ggml.{key}_token_id")
-        return None if index is None else tokens[int(index)]
+        if index is None:
+            return None
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(tokens):
+            raise CorruptWeightsError(f"{gguf_path.name}: tokenizer.ggml.{key}_token_id {index!r:.40} is not a "
+                                      f"token of the {len(tokens)}-token vocabulary; re-download the file")
+        return tokens[index]
 
     bos, eos, pad, unk = token("bos"), token("eos"), token("padding"), token("unknown")
     template = _field(reader, "tokenizer.chat_template")
+    if template is not None and not isinstance(template, str):
+        raise CorruptWeightsError(f"{gguf_path.name}: tokenizer.chat_template is not text; re-download the file")
+    context = _field(reader, f"{_field(reader, 'general.architecture')}.context_length", 4096)
+    if not isinstance(context, int) or isinstance(context, bool) or context <= 0:
+        raise CorruptWeightsError(f"{gguf_path.name}: the GGUF context length is not a positive number "
+                                  f"({context!r:.40}); re-download the file")
     config = {"tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": bool(_field(reader,
               "tokenizer.ggml.add_bos_token", False)), "bos_token": bos, "eos_token": eos,
               "pad_token": pad or eos, "unk_token": unk, "clean_up_tokenization_spaces": False,
-              "model_max_length": int(_field(reader, f"{_field(reader, 'general.architecture')}.context_length", 4096))}
+              "model_max_length": context}
     if template:
         config["chat_template"] = template
         (out / "chat_template.jinja").write_text(template, encoding="utf-8")

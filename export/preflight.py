@@ -93,10 +93,10 @@ def count_safetensors_params(file: Path) -> int:
 
 def inspect_gguf(path: Path) -> tuple[str, int]:
     """Architecture and parameter count of a GGUF file; raises on corrupt or unsupported files."""
-    try:
-        from gguf import GGUFReader
+    from export.gguf_header import open_gguf
 
-        reader = GGUFReader(str(path))
+    reader = open_gguf(path)  # a CorruptWeightsError (one line) for a mangled or truncated file
+    try:
         arch = reader.fields["general.architecture"].contents()
         params = sum(int(t.n_elements) for t in reader.tensors)
     except Exception as err:  # GGUFReader raises ValueError/struct.error/KeyError/IndexError on bad files

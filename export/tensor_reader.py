@@ -34,26 +34,53 @@ class TensorReader(Protocol):
 
 
 def read_tensor(reader: TensorReader, name: str) -> np.ndarray:
-    """A whole tensor as float32 (for small tensors: norms, biases)."""
+    """A whole tensor as float32 (for small tensors: norms, biases; a 0-d tensor is one row)."""
     shape = reader.shape(name)
-    return reader.rows(name, 0, shape[0]).reshape(shape)
+    return reader.rows(name, 0, shape[0] if shape else 1).reshape(shape)
+
+
+# bytes per element of every safetensors dtype (sizes are checked for all; only _ST_DTYPES are read)
+_ST_ITEM_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "I16": 2, "U16": 2,
+                  "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+MAX_SAFETENSORS_HEADER = 100 * 2**20  # the format's own limit (safetensors refuses bigger headers too)
+
+
+def _check_entry(name: str, entry: object, data_bytes: int) -> int:
+    """Validate one header entry against the data section's size; returns where its data ends."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str):
+        raise ValueError(f"tensor {name[:60]!r} lacks its dtype")
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise ValueError(f"tensor {name[:60]!r} has no valid shape")
+    if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= data_bytes):
+        raise ValueError(f"tensor {name[:60]!r} has data offsets outside the file")
+    item = _ST_ITEM_BYTES.get(entry["dtype"])
+    if item is not None and math.prod(shape) * item != offsets[1] - offsets[0]:
+        raise ValueError(f"tensor {name[:60]!r} of shape {shape} needs {math.prod(shape) * item} bytes, its "
+                         f"offsets give {offsets[1] - offsets[0]}")
+    return offsets[1]
 
 
 def read_safetensors_header(file: Path) -> tuple[dict, int]:
-    """(header without __metadata__, offset of the data section); raises CorruptWeightsError when mangled."""
+    """(header without __metadata__, offset of the data section); raises CorruptWeightsError when mangled: every
+    tensor's shape, dtype size and offsets must agree and lie inside the file, so a header that claims a huge
+    tensor is refused before anything is mapped or allocated."""
     size = file.stat().st_size
     try:
         with file.open("rb") as handle:
             (header_len,) = struct.unpack("<Q", handle.read(8))
             if header_len <= 0 or 8 + header_len > size:
                 raise ValueError("header length is past the end of the file")
+            if header_len > MAX_SAFETENSORS_HEADER:
+                raise ValueError(f"the header claims {header_len} bytes, over the format's 100 MB limit")
             header = json.loads(handle.read(header_len))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
         header.pop("__metadata__", None)
-        end = max((int(entry["data_offsets"][1]) for entry in header.values()), default=0)
-        for entry in header.values():
-            if not isinstance(entry["shape"], list) or "dtype" not in entry:
-                raise ValueError("a tensor entry lacks its shape or dtype")
-    except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError) as err:
+        data_bytes = size - 8 - header_len
+        end = max((_check_entry(name, entry, data_bytes) for name, entry in header.items()), default=0)
+    except (ValueError, struct.error, UnicodeDecodeError, RecursionError) as err:
         raise CorruptWeightsError(f"{file.name} is corrupt ({err}); re-download the model's weights") from err
     if 8 + header_len + end != size:
         raise CorruptWeightsError(f"{file.name} is truncated or padded ({size} bytes, header says "
@@ -172,14 +199,14 @@ class GGUFTensorReader:
     """Tensors of a GGUF file under Hugging Face names, dequantized a block of rows at a time."""
 
     def __init__(self, path: Path) -> None:
-        from gguf import GGUFReader
+        from export.gguf_header import open_gguf
 
-        try:
-            self._reader = GGUFReader(str(path))
-            self.architecture = str(_field(self._reader, "general.architecture"))
-        except Exception as err:  # GGUFReader raises ValueError/struct.error/KeyError on bad files
-            raise CorruptWeightsError(f"{path.name} is not a readable GGUF file ({type(err).__name__}: {err}); "
-                                      "re-download it") from err
+        self.path = path
+        self._reader = open_gguf(path)
+        self.architecture = _field(self._reader, "general.architecture")
+        if not isinstance(self.architecture, str):
+            raise CorruptWeightsError(f"{path.name} does not say its architecture (general.architecture); "
+                                      "re-download it")
         self._tensors = {}
         for tensor in self._reader.tensors:
             name = self._hf_name(tensor.name)
@@ -195,30 +222,54 @@ class GGUFTensorReader:
             return f"model.layers.{parts[1]}.{_GGUF_LAYER[parts[2]]}.{parts[3]}"
         return None if name == "rope_freqs.weight" else f"gguf.{name}"
 
+    def _number(self, key: str, default: float | None = None, kind: type = int, positive: bool = True):
+        """A numeric metadata value `<architecture>.<key>` (the largest, for per-layer lists); a missing or
+        malformed one is a CorruptWeightsError naming it."""
+        value = _field(self._reader, f"{self.architecture}.{key}", default)
+        if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+            value = max(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or (positive and value <= 0) or value < 0:
+            raise CorruptWeightsError(f"{self.path.name}: GGUF metadata {self.architecture}.{key} is "
+                                      f"{'missing' if value is None else f'not a valid number ({value!r:.60})'}; "
+                                      "re-download the file")
+        return kind(value)
+
     def _hf_config(self) -> dict:
         """config.json values from the GGUF metadata."""
-        arch, get = self.architecture, lambda key, default=None: _field(self._reader, f"{self.architecture}.{key}",
-                                                                        default)
-        scaling = get("rope.scaling.type")
+        arch, get = self.architecture, self._number
+        scaling = _field(self._reader, f"{arch}.rope.scaling.type")
         if scaling not in (None, "none"):
-            raise UnsupportedArchitectureError(f"GGUF rope scaling {scaling!r} is not built by the streaming "
+            raise UnsupportedArchitectureError(f"GGUF rope scaling {scaling!r:.60} is not built by the streaming "
                                                "exporter; use --backend optimum")
-        heads = int(get("attention.head_count"))
-        hidden = int(get("embedding_length"))
-        kv_heads = get("attention.head_count_kv", heads)
+        heads = get("attention.head_count")
+        hidden = get("embedding_length")
         embed = self._tensors.get("model.embed_tokens.weight")
-        config = {"model_type": arch, "hidden_size": hidden, "num_hidden_layers": int(get("block_count")),
-                  "num_attention_heads": heads, "num_key_value_heads": int(np.max(kv_heads)),
-                  "intermediate_size": int(get("feed_forward_length")),
-                  "head_dim": int(get("attention.key_length", get("rope.dimension_count", hidden // heads))),
-                  "rms_norm_eps": float(get("attention.layer_norm_rms_epsilon", 1e-6)),
-                  "rope_theta": float(get("rope.freq_base", 10000.0)),
-                  "max_position_embeddings": int(get("context_length", 4096)),
-                  "vocab_size": int(get("vocab_size", 0) or (embed.shape[1] if embed is not None else 0)),
+        config = {"model_type": arch, "hidden_size": hidden, "num_hidden_layers": get("block_count"),
+                  "num_attention_heads": heads, "num_key_value_heads": get("attention.head_count_kv", heads),
+                  "intermediate_size": get("feed_forward_length"),
+                  "head_dim": get("attention.key_length", get("rope.dimension_count", max(1, hidden // heads))),
+                  "rms_norm_eps": get("attention.layer_norm_rms_epsilon", 1e-6, float),
+                  "rope_theta": get("rope.freq_base", 10000.0, float),
+                  "max_position_embeddings": get("context_length", 4096),
+                  "vocab_size": get("vocab_size", 0, positive=False) or (int(embed.shape[1]) if embed is not None
+                                                                         else 0),
                   "hidden_act": "silu", "tie_word_embeddings": "lm_head.weight" not in self._tensors}
         freqs = next((t for t in self._reader.tensors if t.name == "rope_freqs.weight"), None)
         if freqs is not None:  # llama 3.1 scaling, stored by llama.cpp as per-pair divisors
-            config["rope_freq_divisors"] = [float(v) for v in np.asarray(freqs.data, dtype=np.float64)]
+            divisors = np.asarray(freqs.data, dtype=np.float64).reshape(-1)
+            rotary = get("rope.dimension_count", config["head_dim"])
+            if divisors.size != rotary // 2:
+                raise CorruptWeightsError(f"{self.path.name}: rope_freqs.weight has {divisors.size} values for "
+                                          f"rotary size {rotary}; re-download the file")
+            config["rope_freq_divisors"] = [float(v) for v in divisors]
+        if self.architecture in _GGUF_PERMUTED:
+            for name in self._tensors:
+                rows = self.shape(name)[0]
+                if name.endswith(("q_proj.weight", "k_proj.weight")) and (rows % config["head_dim"]
+                                                                          or config["head_dim"] % 2):
+                    raise CorruptWeightsError(f"{self.path.name}: {name} has {rows} rows, not whole heads of "
+                                              f"{config['head_dim']}; re-download the file")
         return config
 
     def names(self) -> list[str]:
@@ -263,6 +314,9 @@ class GGUFTensorReader:
         except NotImplementedError as err:
             raise UnsupportedArchitectureError(f"GGUF tensor type {kind.name} cannot be dequantized by the gguf "
                                                "package; use a GGUF with another quantization") from err
+        except ValueError as err:  # rows that are not whole quantization blocks
+            raise CorruptWeightsError(f"{self.path.name}: tensor {tensor.name!r:.60} cannot be dequantized ({err}); "
+                                      "re-download the file") from err
 
     def _tensor(self, name: str):
         try:

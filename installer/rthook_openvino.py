@@ -11,6 +11,8 @@ for _name in ("libopenvino_tokenizers.so", "libopenvino_tokenizers.dylib", "open
         os.environ.setdefault("OPENVINO_TOKENIZERS_PATH_GENAI", str(_lib / _name))
         os.environ.setdefault("OV_TOKENIZER_PREBUILD_EXTENSION_PATH", str(_lib / _name))
         break
-_ops = Path(sys._MEIPASS) / "ov-ops" / "libcpmdesk_ov_ops.so"
-if _ops.is_file():
-    os.environ.setdefault("CPMDESK_OV_OPS_LIBRARY", str(_ops))
+for _name in ("libcpmdesk_ov_ops.so", "libcpmdesk_ov_ops.dylib", "cpmdesk_ov_ops.dll"):  # ov_ops.build names them
+    _ops = Path(sys._MEIPASS) / "ov-ops" / _name
+    if _ops.is_file():
+        os.environ.setdefault("CPMDESK_OV_OPS_LIBRARY", str(_ops))
+        break

@@ -2,28 +2,84 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
 
 from tests import model_builders
+from tests.degraded import no_network, pytest_terminal_summary  # noqa: F401  (fixture and hook, used by pytest)
 
 REPO = model_builders.REPO
 CACHE = REPO / ".cache"
-MODELS = CACHE / "test-models"
-EXPORTS = CACHE / "test-exports"
-BUILD_VERSION = "4"  # bump when the builders change, so cached models are rebuilt
+
+# Cached test artefacts are keyed by the code that built them: a change to the exporter (or to the op library it
+# links, or to the package versions it runs on) or to the test-model builders gives new folders, so tests never
+# pass against artefacts made by older code. Keyed folders unused for STALE_SECONDS are deleted (other checkouts
+# sharing .cache/ keep theirs in use, which keeps them fresh).
+EXPORTER_SOURCES = ("export/**/*.py", "ov_ops/**/*.py", "ov_ops/src/*", "ov_ops/CMakeLists.txt")
+EXPORTER_PACKAGES = ("openvino", "openvino-tokenizers", "openvino-genai", "nncf", "gguf", "numpy", "safetensors",
+                     "tokenizers", "transformers", "optimum-intel", "torch")
+BUILDER_SOURCES = ("tests/model_builders.py",)
+BUILDER_PACKAGES = ("torch", "transformers", "tokenizers", "numpy")
+# the app's own exports in the tests' data folder: the default model and the embedding model
+DATA_SOURCES = (*EXPORTER_SOURCES, "app/default_model.py", "app/docs/embedder.py", "app/export_runner.py")
+STALE_SECONDS = 3 * 24 * 3600
+_KEY = re.compile(r"[0-9a-f]{12}")
+
+
+def source_files(patterns: Iterable[str], root: Path = REPO) -> list[Path]:
+    """The files the patterns match under `root` (caches and bytecode left out), sorted."""
+    found = {p for pattern in patterns for p in root.glob(pattern)
+             if p.is_file() and "__pycache__" not in p.parts and "build" not in p.relative_to(root).parts}
+    return sorted(found)
+
+
+def code_key(patterns: Iterable[str], packages: Iterable[str] = (), *extra: str, root: Path = REPO) -> str:
+    """12 hex digits of the files' paths and bytes and the packages' versions."""
+    digest = hashlib.sha1()
+    for path in source_files(patterns, root):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in packages:
+        try:
+            digest.update(f"{name}={version(name)};".encode())
+        except PackageNotFoundError:
+            digest.update(f"{name} absent;".encode())
+    for item in extra:
+        digest.update(item.encode())
+    return digest.hexdigest()[:12]
+
+
+def keyed_cache(root: Path, key: str, stale_seconds: float = STALE_SECONDS) -> Path:
+    """root/<key>, marked as used now; other keyed folders under root unused for `stale_seconds` are deleted."""
+    folder = root / key
+    folder.mkdir(parents=True, exist_ok=True)
+    os.utime(folder)
+    now = time.time()
+    for other in root.iterdir():
+        if other != folder and _KEY.fullmatch(other.name) and now - other.stat().st_mtime > stale_seconds:
+            shutil.rmtree(other, ignore_errors=True)
+    return folder
+
+
+MODEL_KEY = code_key(BUILDER_SOURCES, BUILDER_PACKAGES)
+EXPORT_KEY = code_key(EXPORTER_SOURCES, EXPORTER_PACKAGES, MODEL_KEY)
+MODELS = keyed_cache(CACHE / "test-models", MODEL_KEY)
+EXPORTS = keyed_cache(CACHE / "test-exports", EXPORT_KEY)
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # GUI tests drive real windows without a display
 
 
 def _cached_build(name: str, build: Callable[[Path], object]) -> Path:
-    """Build into .cache/test-models/<name>-v<N> once; a marker file says the build finished."""
-    folder = MODELS / f"{name}-v{BUILD_VERSION}"
+    """Build into .cache/test-models/<MODEL_KEY>/<name> once; a marker file says the build finished."""
+    folder = MODELS / name
     marker = folder / ".complete"
     if not marker.is_file():
         shutil.rmtree(folder, ignore_errors=True)
@@ -53,8 +109,8 @@ def tiny_minicpm() -> Path:
 
 @pytest.fixture(scope="session")
 def exported() -> Callable[..., Path]:
-    """Export a source once per weight format and backend; the cached IR is reused only when its manifest
-    says it came from this source, through this backend, in this cpmdesk build of the test models."""
+    """Export a source once per weight format and backend; the cached IR (under EXPORTS, keyed by the exporter's
+    code) is reused only when its manifest says it came from this source through this backend."""
     from export.exporter import ExportRequest, run_export
     from export.manifest import read_manifest
     from export.settings import Quantization
@@ -88,9 +144,9 @@ def smollm2_safetensors(smollm2_gguf: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The app's data folder for tests, cached in the workspace so the default model is built once."""
-    folder = CACHE / "test-data"
-    folder.mkdir(parents=True, exist_ok=True)
+    """The app's data folder for tests, cached in the workspace (keyed by the exporter's code and the app's export
+    settings) so the default and embedding models are built once per version of that code."""
+    folder = keyed_cache(CACHE / "test-data", code_key(DATA_SOURCES, EXPORTER_PACKAGES))
     os.environ["CPMDESK_DATA_DIR"] = str(folder)
     return folder
 

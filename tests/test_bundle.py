@@ -93,11 +93,9 @@ def test_bundle_has_the_runtime_and_no_torch(bundle: Path, default_model: Path, 
     assert (internal / "ov-ops" / ops_library.name).read_bytes() == ops_library.read_bytes()
 
 
-def test_bundled_app_answers_headless_and_offline(bundle: Path, tmp_path: Path) -> None:
+def test_bundled_app_answers_headless_and_offline(bundle: Path, tmp_path: Path, no_network: list[str]) -> None:
     """An empty data folder and no network (a fresh network namespace): the shipped default model answers."""
-    command = [str(bundle), "ask", "What is the capital of France?", "--max-new-tokens", "40"]
-    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"]).returncode == 0:
-        command = ["unshare", "-rn", *command]
+    command = [*no_network, str(bundle), "ask", "What is the capital of France?", "--max-new-tokens", "40"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=_user_env(tmp_path),
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -105,7 +103,8 @@ def test_bundled_app_answers_headless_and_offline(bundle: Path, tmp_path: Path) 
     assert not (tmp_path / "data" / "models").exists() or not any((tmp_path / "data" / "models").iterdir())
 
 
-def test_bundled_documents_mode_indexes_and_answers_offline(bundle: Path, tmp_path: Path) -> None:
+def test_bundled_documents_mode_indexes_and_answers_offline(bundle: Path, tmp_path: Path,
+                                                            no_network: list[str]) -> None:
     """`docs add` + `ask --docs` with an empty data folder and no network: the shipped embedding model is used."""
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -113,8 +112,7 @@ def test_bundled_documents_mode_indexes_and_answers_offline(bundle: Path, tmp_pa
                                       "Copper shipments leave every Tuesday from the north dock.", encoding="utf-8")
     write_pdf(folder / "ledger.pdf", [["The ledger records forty crates of wool."]])  # pypdf
     write_docx(folder / "memo.docx", [("Memo", ["The night guard is named Ortega."])])  # python-docx + lxml
-    prefix = ["unshare", "-rn"] if shutil.which("unshare") and subprocess.run(
-        ["unshare", "-rn", "true"]).returncode == 0 else []
+    prefix = no_network
     env = _user_env(tmp_path)
     added = subprocess.run([*prefix, str(bundle), "docs", "add", str(folder)], capture_output=True, text=True,
                            timeout=300, env=env, cwd=tmp_path)
@@ -128,13 +126,6 @@ def test_bundled_documents_mode_indexes_and_answers_offline(bundle: Path, tmp_pa
     assert not (tmp_path / "data" / "models").exists() or not any((tmp_path / "data" / "models").iterdir())
 
 
-def _no_network() -> list[str]:
-    """A prefix that runs a command in a fresh network namespace (no network at all), when the system allows it."""
-    if shutil.which("unshare") and subprocess.run(["unshare", "-rn", "true"]).returncode == 0:
-        return ["unshare", "-rn"]
-    return []
-
-
 _SPARSE = '{"variant": "minicpm4", "dense_len": 64}'
 
 
@@ -142,14 +133,15 @@ _SPARSE = '{"variant": "minicpm4", "dense_len": 64}'
                                                          ("tiny_minicpm", ["--sparse-attention", _SPARSE])],
                          ids=["hf-folder", "gguf", "hf-folder-sparse-attention"])
 def test_bundled_exporter_converts_offline_and_answers(bundle: Path, tmp_path: Path, source_fixture: str,
-                                                       options: list[str], request: pytest.FixtureRequest) -> None:
+                                                       options: list[str], request: pytest.FixtureRequest,
+                                                       no_network: list[str]) -> None:
     """`cpmdesk export` in the bundle (no torch, no network): a Hugging Face folder (tiny MiniCPM4, also with
     InfLLM v2 sparse attention through the shipped op library) and a `.gguf` (SmolLM2-135M) become validated IRs
     through the streaming backend, and the bundle answers with them."""
     source: Path = request.getfixturevalue(source_fixture)
     out = tmp_path / "exported"
     env = _user_env(tmp_path)
-    exported = subprocess.run([*_no_network(), str(bundle), "export", str(source), str(out), *options],
+    exported = subprocess.run([*no_network, str(bundle), "export", str(source), str(out), *options],
                               capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
     assert exported.returncode == 0, (exported.stdout + exported.stderr)[-3000:]
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -157,7 +149,7 @@ def test_bundled_exporter_converts_offline_and_answers(bundle: Path, tmp_path: P
     assert ("sparse_attention" in manifest) == bool(options)
     assert "torch" not in manifest["tools"] and manifest["tools"]["nncf"] == version("nncf")
     assert (out / "openvino_model.xml").is_file() and (out / "openvino_tokenizer.xml").is_file()
-    asked = subprocess.run([*_no_network(), str(bundle), "ask", "--model", str(out), "Hello! Who are you?",
+    asked = subprocess.run([*no_network, str(bundle), "ask", "--model", str(out), "Hello! Who are you?",
                             "--max-new-tokens", "20"], capture_output=True, text=True, timeout=300, env=env,
                            cwd=tmp_path)
     assert asked.returncode == 0, asked.stderr[-3000:]
@@ -167,12 +159,12 @@ def test_bundled_exporter_converts_offline_and_answers(bundle: Path, tmp_path: P
 
 @pytest.mark.parametrize("source_fixture", ["tiny_minicpm", "smollm2_safetensors", "smollm2_gguf"])
 def test_bundled_models_add_converts_in_app_offline(bundle: Path, tmp_path: Path, source_fixture: str,
-                                                    request: pytest.FixtureRequest) -> None:
+                                                    request: pytest.FixtureRequest, no_network: list[str]) -> None:
     """`cpmdesk models add` in the bundle (no network): the library converts the source with the bundle's own
     exporter in a child process, lists it as a chat model without machine paths, and the bundle answers with it."""
     source: Path = request.getfixturevalue(source_fixture)
     env = _user_env(tmp_path)
-    added = subprocess.run([*_no_network(), str(bundle), "models", "add", str(source)], capture_output=True,
+    added = subprocess.run([*no_network, str(bundle), "models", "add", str(source)], capture_output=True,
                            text=True, timeout=900, env=env, cwd=tmp_path)
     assert added.returncode == 0, (added.stdout + added.stderr)[-3000:]
     assert "layer" in added.stdout + added.stderr  # conversion progress by layer
@@ -183,7 +175,7 @@ def test_bundled_models_add_converts_in_app_offline(bundle: Path, tmp_path: Path
     assert listed.returncode == 0 and folders[0].name in listed.stdout, listed.stdout + listed.stderr
     assert str(source.parent) not in listed.stdout and str(tmp_path) not in listed.stdout
     assert "MiniLM" not in listed.stdout
-    asked = subprocess.run([*_no_network(), str(bundle), "ask", "--model", str(folders[0]), "Hello!",
+    asked = subprocess.run([*no_network, str(bundle), "ask", "--model", str(folders[0]), "Hello!",
                             "--max-new-tokens", "12"], capture_output=True, text=True, timeout=300, env=env,
                            cwd=tmp_path)
     assert asked.returncode == 0 and asked.stdout.strip(), asked.stderr[-3000:]

@@ -38,20 +38,21 @@ def test_models_add_converts_hf_folder_and_gguf_lists_and_removes(tiny_minicpm, 
     data = tmp_path / "data"
     (data / "models").mkdir(parents=True)
     (data / "models" / embedding_model.name).symlink_to(embedding_model, target_is_directory=True)
-    for source, name in ((tiny_minicpm, "tiny-minicpm-v4-int4"), (smollm2_gguf, "smollm2-135m-instruct.q4_1-int4")):
+    minicpm = f"{tiny_minicpm.name.lower()}-int4"  # the library's name for the converted folder
+    for source, name in ((tiny_minicpm, minicpm), (smollm2_gguf, "smollm2-135m-instruct.q4_1-int4")):
         result = _cpmdesk(data, "add", str(source))
         assert result.returncode == 0, result.stderr[-2000:]
         assert "[convert] step 3/5" in result.stderr and "layer " in result.stderr
         _generates(data / "models" / name)
     listing = _cpmdesk(data, "list")
     assert listing.returncode == 0, listing.stderr
-    assert "tiny-minicpm-v4-int4" in listing.stdout and "smollm2-135m-instruct.q4_1-int4" in listing.stdout
+    assert minicpm in listing.stdout and "smollm2-135m-instruct.q4_1-int4" in listing.stdout
     assert embedding_model.name not in listing.stdout
     assert str(tmp_path) not in listing.stdout and "/work/" not in listing.stdout  # no machine paths
-    removed = _cpmdesk(data, "remove", "--yes", "tiny-minicpm-v4-int4")
+    removed = _cpmdesk(data, "remove", "--yes", minicpm)
     assert removed.returncode == 0, removed.stderr
-    assert not (data / "models" / "tiny-minicpm-v4-int4").exists()
-    assert "tiny-minicpm-v4-int4" not in _cpmdesk(data, "list").stdout
+    assert not (data / "models" / minicpm).exists()
+    assert minicpm not in _cpmdesk(data, "list").stdout
 
 
 def test_optimum_cli_ir_folder_is_checked_and_given_a_manifest(tiny_minicpm, exported, tmp_path, monkeypatch) -> None:

@@ -50,16 +50,16 @@ def extract(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Extracted:
 def read_text(path: Path) -> str:
     """A text file's content (UTF-8, UTF-16 with BOM, or Windows-1252); binary content raises DocumentError."""
     data = path.read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    head = data[:_SNIFF_BYTES]
-    if b"\x00" in head:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # a cut-off or damaged UTF-16 file still gives its text
+        text = data[:len(data) // 2 * 2].decode("utf-16", errors="replace")
+    elif b"\x00" in data[:_SNIFF_BYTES]:
         raise DocumentError("this is binary data, not text (renamed file?); open it in its own program and save it "
                             "as text")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("cp1252", errors="replace")
+    else:
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = data.decode("cp1252", errors="replace")
     controls = sum(1 for ch in text[:_SNIFF_BYTES] if ord(ch) < 32 and ch not in "\t\r\n\f") + text.count("\ufffd")
     if controls > 0.02 * min(len(text), _SNIFF_BYTES):
         raise DocumentError("this is binary data, not text (renamed file?); open it in its own program and save it "
@@ -96,7 +96,7 @@ def markdown_blocks(text: str) -> list[Block]:
 
 def _pdf(path: Path) -> Extracted:
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PyPdfError
 
     try:
         reader = PdfReader(path)
@@ -114,11 +114,14 @@ def _pdf(path: Path) -> Extracted:
         raise
     except FileNotDecryptedError as err:
         raise DocumentError("the PDF is encrypted with a password; save an unprotected copy and add that") from err
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as err:
+    except LimitReachedError as err:  # pypdf's guards: reference loops, sizes past its limits
+        raise DocumentError(f"the PDF is damaged or built to exhaust readers ({err}); re-download or re-export "
+                            "it") from err
+    except (NotImplementedError, DependencyError) as err:  # e.g. an encryption algorithm pypdf lacks a backend for
+        raise DocumentError(f"the PDF uses a feature that cannot be read here ({err})") from err
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, RecursionError) as err:
         raise DocumentError(f"the PDF is damaged or not a PDF ({type(err).__name__}); re-download or re-export it") \
             from err
-    except NotImplementedError as err:  # e.g. an encryption algorithm pypdf lacks a backend for
-        raise DocumentError(f"the PDF uses a feature that cannot be read here ({err})") from err
     if not blocks:
         raise DocumentError(f"no text layer in this PDF ({pages} page(s) of images: a scan?); run OCR on it first")
     return Extracted(blocks, pages)

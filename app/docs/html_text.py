@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from html.parser import HTMLParser
 
 from app.docs.blocks import Block
+from app.docs.formats import DocumentError
+
+log = logging.getLogger(__name__)
 
 _BLOCK_TAGS = {"p", "div", "li", "tr", "br", "section", "article", "blockquote", "pre", "td", "th", "dd", "dt",
                "table", "ul", "ol", "header", "footer", "main", "nav", "aside", "figure", "figcaption"}
@@ -48,12 +52,25 @@ class _Collector(HTMLParser):
         if not self._skip:
             self._parts.append(data)
 
+    def parse_marked_section(self, i: int, report: int = 1) -> int:
+        """`<![…` that is not CDATA or an MS Office conditional: skipped to its `>` like a bogus comment, where
+        the standard library (before Python 3.13) raises AssertionError."""
+        try:
+            return super().parse_marked_section(i, report)
+        except AssertionError:
+            end = self.rawdata.find(">", i + 3)
+            return -1 if end < 0 else end + 1
+
 
 def html_blocks(markup: str) -> list[Block]:
     """Paragraph blocks, each under the nearest heading (h1–h6 or the title) above it."""
     collector = _Collector()
-    collector.feed(markup)
-    collector.close()
+    try:
+        collector.feed(markup)
+        collector.close()
+    except AssertionError as err:  # the standard library's parser signals markup it cannot place this way
+        log.warning("HTML parser gave up: %s", err)
+        raise DocumentError(f"the HTML cannot be parsed ({err}); open it in a browser and save it again") from err
     collector._flush()
     blocks, heading = [], ""
     for kind, text in collector.items:

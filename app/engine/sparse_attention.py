@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from app.engine.model_folder import ModelFolderError
 from app.resources import bundled_ops_library
+
+log = logging.getLogger(__name__)
+
+
+class OpLibraryMissingError(ModelFolderError):
+    """cpmdesk's op library is not available here (not built, not buildable, or not shipped for this platform)."""
 
 
 def uses_sparse_attention(manifest: dict) -> bool:
@@ -15,7 +22,8 @@ def uses_sparse_attention(manifest: dict) -> bool:
 
 
 def op_library() -> str:
-    """Path of cpmdesk's op library: CPMDESK_OV_OPS_LIBRARY, the bundle's copy, or the source tree's build."""
+    """Path of cpmdesk's op library: CPMDESK_OV_OPS_LIBRARY, the bundle's copy, or the source tree's build (built
+    on first use); OpLibraryMissingError says why there is none."""
     for library in (Path(os.environ.get("CPMDESK_OV_OPS_LIBRARY") or bundled_ops_library()), bundled_ops_library()):
         if library.is_file():
             return str(library)
@@ -24,7 +32,17 @@ def op_library() -> str:
 
         return str(library_path())
     except (ImportError, RuntimeError) as err:
-        raise ModelFolderError(f"cpmdesk's attention op library is missing: {err}") from err
+        raise OpLibraryMissingError(f"cpmdesk's attention op library is missing: {err}") from err
+
+
+def op_library_problem() -> str | None:
+    """Why the op library cannot be loaded here (logged with the details), or None when it can."""
+    try:
+        op_library()
+    except OpLibraryMissingError as err:
+        log.warning("%s", err)
+        return str(err)
+    return None
 
 
 def pipeline_properties(manifest: dict) -> dict:

@@ -1,11 +1,13 @@
 """Assisted generation: when a model folder carries a draft (OUT/draft), the engine's own speculative decoding.
 
 The draft proposes a few tokens, the target checks them in one step and keeps the longest agreeing prefix, so
-greedy output stays the target's own. The loop is the engine's (app/engine/assisted.py), over stateful models
-whose attention runs in cpmdesk's op (app/engine/stateful_lm.py), not openvino-genai's speculative pipeline:
-GenAI's verification steps round differently from its one-token steps unless the target runs at slow exact
-settings (f32, no dynamic quantization: ~1.25x slower per token here), which ate the draft's gain, and its
-speculative sampling fails an internal check on most answers (bench/RESULTS.md, issue 6).
+greedy output is token for token what the target gives through the same loop without drafting (DraftConfig.exact);
+plain mode (GenAI's pipeline, what "draft off" runs) rounds differently and may part ways at a near-tie. The loop
+is the engine's (app/engine/assisted.py), over stateful models whose attention runs in cpmdesk's op
+(app/engine/stateful_lm.py), not openvino-genai's speculative pipeline: GenAI's verification steps round
+differently from its one-token steps unless the target runs at slow exact settings (f32, no dynamic quantization:
+~1.25x slower per token here), which ate the draft's gain, and its speculative sampling fails an internal check on
+most answers (bench/RESULTS.md, issue 6).
 
 The engine answers in one of two modes (DraftPlan): "assisted" (that loop, greedy answers verified, sampled ones
 by speculative sampling) and "plain" (GenAI's pipeline, the target alone at the plugin's defaults) whenever the
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.engine.model_folder import REQUIRED, ModelFolderError
-from app.engine.sparse_attention import uses_sparse_attention
+from app.engine.sparse_attention import op_library_problem, uses_sparse_attention
 
 DEFAULT_ASSISTANT_TOKENS = 3  # a draft ~1/4 of a target step at ~0.7 acceptance pays best at 2-3 (bench/RESULTS.md)
 
@@ -95,6 +97,7 @@ def draft_blocker(manifest: dict, device: str) -> str | None:
 
 
 ASSISTED, PLAIN = "assisted", "plain"  # the engine's pipeline modes
+NO_OP_LIBRARY = "no attention op library on this system"  # the status line's reason (the details are logged)
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,18 @@ class DraftPlan:
 
 def plan_draft(folder: Path, manifest: dict, config: DraftConfig, device: str) -> DraftPlan:
     """Decide whether the target can load with its draft (enabled, present, not blocked): the folder's own, else
-    the one `config.model` names (a smaller model with the same tokenizer from the user's models)."""
+    the one `config.model` names (a smaller model with the same tokenizer from the user's models).
+
+    The assisted loop runs on cpmdesk's op library; where it is missing (not built, or a platform it is not built
+    for) the target answers alone through GenAI's pipeline and the status says so. A sparse-attention export
+    cannot load without it: that is a ModelFolderError saying what to do."""
+    sparse = uses_sparse_attention(manifest)
+    if sparse:
+        problem = op_library_problem()
+        if problem:
+            raise ModelFolderError(f"{folder.name} was exported with InfLLM v2 sparse attention, which runs in "
+                                   f"cpmdesk's op library ({problem}); export it again with --no-sparse-attention "
+                                   "to use it here")
     draft = draft_folder(folder, manifest)
     paired = draft is None and config.model is not None
     if paired:
@@ -136,10 +150,14 @@ def plan_draft(folder: Path, manifest: dict, config: DraftConfig, device: str) -
             raise ModelFolderError(f"The draft model {draft.name} is incomplete (missing {', '.join(missing)}); "
                                    "remove it in Models…, or turn the draft off in Settings")
     # sparse exports always answer through the assisted loop, whose op cache a chat keeps between turns
-    exact = (config.exact or uses_sparse_attention(manifest)) and device == "CPU"
+    exact = (config.exact or sparse) and device == "CPU"
     if draft is None:
+        if exact and not sparse and op_library_problem():
+            return DraftPlan(None, f"draft off: {NO_OP_LIBRARY}", config)
         return DraftPlan(None, "", config, exact)
     blocker = draft_blocker(manifest, device)
+    if blocker is None and (config.enabled or exact) and not sparse and op_library_problem():
+        blocker = NO_OP_LIBRARY
     if blocker:
         return DraftPlan(None, f"draft off: {blocker}", config)
     return DraftPlan(draft if config.enabled else None, "" if config.enabled else "draft off", config, exact,
