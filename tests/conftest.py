@@ -18,6 +18,9 @@ from tests.degraded import no_network, pytest_terminal_summary  # noqa: F401  (f
 
 REPO = model_builders.REPO
 CACHE = REPO / ".cache"
+# Tests never write into the user's real data folder (log files included): until the data_dir fixture points it at
+# the keyed test data folder, it is a scratch folder in the workspace.
+os.environ.setdefault("CPMDESK_DATA_DIR", str(CACHE / "test-home"))
 
 # Cached test artefacts are keyed by the code that built them: a change to the exporter (or to the op library it
 # links, or to the package versions it runs on) or to the test-model builders gives new folders, so tests never
