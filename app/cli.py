@@ -12,6 +12,7 @@ from app.privacy import disable_telemetry
 from export.log_file import setup_logging
 
 log = logging.getLogger(__name__)
+SERVER_LOGGERS = ("app.server", "uvicorn")  # `cpmdesk serve` shows their INFO lines on the terminal
 
 _DIM, _RESET = "\033[2m", "\033[0m"
 
@@ -193,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         return _export(argv[1:])
     disable_telemetry()
     args = build_parser().parse_args(argv)
-    setup_logging("cpmdesk")
+    # a server shows its startup and its requests (never their content) as it runs, as servers do
+    setup_logging("cpmdesk", terminal_info=SERVER_LOGGERS if args.command == "serve" else ())
     log.info("cpmdesk %s", args.command or "(window)")
     from app.default_model import DefaultModelError
     from app.engine import EngineError, ModelFolderError

@@ -46,22 +46,33 @@ class _OneLine(logging.Formatter):
         return record.getMessage()
 
 
-def _for_terminal(record: logging.LogRecord) -> bool:
-    """cpmdesk's own warnings without a traceback: a record with one is for the file, and the code that caught the
-    exception tells the user itself. Libraries with their own handlers (huggingface_hub) would print twice."""
-    return record.name.split(".", 1)[0] in OWN_LOGGERS and record.exc_info is None
+class _ForTerminal(logging.Filter):
+    """cpmdesk's own warnings without a traceback (a record with one is for the file, and the code that caught the
+    exception tells the user itself; libraries with their own handlers, huggingface_hub, would print twice), and
+    the INFO lines of the loggers a program shows as it runs (a server's requests)."""
+
+    def __init__(self, info_loggers: tuple[str, ...]) -> None:
+        super().__init__()
+        self.info_loggers = info_loggers
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info is not None:
+            return False
+        if any(record.name == name or record.name.startswith(name + ".") for name in self.info_loggers):
+            return True
+        return record.levelno >= logging.WARNING and record.name.split(".", 1)[0] in OWN_LOGGERS
 
 
 def setup_logging(program: str, terminal: bool = True, max_bytes: int = MAX_BYTES,
-                  backup_count: int = BACKUP_COUNT) -> Path | None:
+                  backup_count: int = BACKUP_COUNT, terminal_info: tuple[str, ...] = ()) -> Path | None:
     """Send logging to `<log folder>/<program>.log` (rotating) and, with `terminal`, cpmdesk's own warnings that
-    carry no traceback to stderr, one line each; with CPMDESK_DEBUG everything goes to stderr with tracebacks. A
-    second call replaces the first's handlers. Returns the log file, or None when it cannot be opened (said on
-    stderr)."""
+    carry no traceback to stderr, one line each, plus the INFO lines of the loggers in `terminal_info` (a server's
+    startup and requests); with CPMDESK_DEBUG everything goes to stderr with tracebacks. A second call replaces the
+    first's handlers. Returns the log file, or None when it cannot be opened (said on stderr)."""
     stop_logging()
     root = logging.getLogger()
     debug = debug_enabled()
-    for name in OWN_LOGGERS:
+    for name in OWN_LOGGERS + terminal_info:
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.INFO)
     path = None
     try:
@@ -78,9 +89,9 @@ def setup_logging(program: str, terminal: bool = True, max_bytes: int = MAX_BYTE
     if debug:
         _add(root, logging.StreamHandler(sys.stderr), logging.DEBUG).setFormatter(logging.Formatter(_FILE_FORMAT))
     elif terminal:
-        stream = _add(root, logging.StreamHandler(sys.stderr), logging.WARNING)
+        stream = _add(root, logging.StreamHandler(sys.stderr), logging.INFO if terminal_info else logging.WARNING)
         stream.setFormatter(_OneLine())
-        stream.addFilter(_for_terminal)
+        stream.addFilter(_ForTerminal(terminal_info))
     _log_uncaught()
     log.info("%s started (pid %d, Python %s, %s)", program, os.getpid(), sys.version.split()[0], sys.platform)
     return path

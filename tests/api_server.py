@@ -35,6 +35,17 @@ class Served:
             self.process.wait()
 
 
+def _answers(base_url: str) -> bool:
+    """Whether the server answers HTTP yet (uvicorn's own startup line goes to the log file, not stderr)."""
+    import httpx
+
+    try:
+        httpx.get(base_url + "/models", timeout=5)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
 def start_server(model: Path, log_path: Path, *extra: str, timeout: float = 180) -> Served:
     """Start `cpmdesk serve --model MODEL --port 0` and wait until it listens."""
     handle = log_path.open("wb")
@@ -45,7 +56,7 @@ def start_server(model: Path, log_path: Path, *extra: str, timeout: float = 180)
     while time.monotonic() < deadline:
         text = log_path.read_text(errors="replace")
         found = re.search(r"cpmdesk API: (http://127\.0\.0\.1:\d+/v1)", text)
-        if found and "Application startup complete" in text:
+        if found and _answers(found.group(1)):
             from app.server.auth import load_token
 
             return Served(process, found.group(1), load_token()[0], log_path)

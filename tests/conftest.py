@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ov_ops.build import exclusive_lock
 from tests import model_builders
 from tests.degraded import no_network, pytest_terminal_summary  # noqa: F401  (fixture and hook, used by pytest)
 
@@ -84,10 +85,11 @@ def _cached_build(name: str, build: Callable[[Path], object]) -> Path:
     """Build into .cache/test-models/<MODEL_KEY>/<name> once; a marker file says the build finished."""
     folder = MODELS / name
     marker = folder / ".complete"
-    if not marker.is_file():
-        shutil.rmtree(folder, ignore_errors=True)
-        build(folder)
-        marker.write_text("ok")
+    with open(MODELS / f"{name}.lock", "w") as lock, exclusive_lock(lock):  # test runs sharing .cache wait
+        if not marker.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            build(folder)
+            marker.write_text("ok")
     return folder
 
 
@@ -120,12 +122,13 @@ def exported() -> Callable[..., Path]:
 
     def export(source: Path, weight_format: str, backend: str = "streaming") -> Path:
         out = EXPORTS / f"{source.name}-{weight_format}-{backend}"
-        manifest = read_manifest(out)
-        fresh = (manifest is not None and manifest["source"]["path"] == str(source.resolve())
-                 and manifest.get("backend") == backend)
-        if not fresh:
-            run_export(ExportRequest(str(source), out, Quantization(weight_format=weight_format), force=True,
-                                     backend=backend))
+        with open(out.with_name(out.name + ".lock"), "w") as lock, exclusive_lock(lock):
+            manifest = read_manifest(out)
+            fresh = (manifest is not None and manifest["source"]["path"] == str(source.resolve())
+                     and manifest.get("backend") == backend)
+            if not fresh:
+                run_export(ExportRequest(str(source), out, Quantization(weight_format=weight_format), force=True,
+                                         backend=backend))
         return out
 
     return export

@@ -146,7 +146,7 @@ def test_wrong_or_missing_token_is_401(smol_server) -> None:
     with pytest.raises(openai.AuthenticationError) as raised:
         wrong.models.list()
     assert raised.value.status_code == 401
-    bare = httpx.get(smol_server.base_url + "/models")
+    bare = httpx.get(smol_server.base_url + "/models", timeout=60)
     assert bare.status_code == 401 and bare.json()["error"]["code"] == "invalid_api_key"
     assert bare.headers["www-authenticate"] == "Bearer"
     assert smol_server.token not in smol_server.log()

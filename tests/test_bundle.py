@@ -122,7 +122,8 @@ def test_bundled_documents_mode_indexes_and_answers_offline(bundle: Path, tmp_pa
                             "--max-new-tokens", "30"], capture_output=True, text=True, timeout=300, env=env,
                            cwd=tmp_path)
     assert asked.returncode == 0, asked.stderr[-3000:]
-    assert "Sources:" in asked.stdout and "notes.txt" in asked.stdout and "Pier 14" in asked.stdout, asked.stdout
+    assert "Sources, as given to the model:" in asked.stdout and "[1] notes.txt" in asked.stdout, asked.stdout
+    assert "Pier 14" in asked.stdout, asked.stdout
     assert not (tmp_path / "data" / "models").exists() or not any((tmp_path / "data" / "models").iterdir())
 
 

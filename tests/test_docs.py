@@ -236,7 +236,7 @@ def test_cli_add_list_and_ask_with_sources(tmp_path, embedding_model, default_mo
     assert "07:15" in answer
     assert "[1] travel_guide.html (" in sources and "supported" in sources.splitlines()[1]
     nothing = cpmdesk("ask", "--docs", UNRELATED_QUESTION)
-    assert "found nothing about this in your documents" in nothing.stdout and "Sources:" not in nothing.stdout
+    assert "found nothing about this in your documents" in nothing.stdout and "Sources" not in nothing.stdout
 
 
 # ------------------------------------------------------------------ the embedding export task
