@@ -10,6 +10,7 @@ import html
 from dataclasses import dataclass, field
 
 from markdown_it import MarkdownIt
+from markdown_it.utils import OptionsDict
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name, guess_lexer
@@ -42,8 +43,9 @@ class MarkdownRenderer:
         self._code_background = "#272822" if dark else "#f6f8fa"
         self.math = math or MathImages((230, 232, 235) if dark else (31, 35, 40), scale)
 
-    def render(self, text: str, first_code_index: int = 0, copy_prefix: str = "") -> Rendered:
-        """Render `text`; code-copy links are `copy:{copy_prefix}{N}`, N numbered from `first_code_index`."""
+    def render(self, text: str, first_code_index: int = 0, copy_prefix: str = "", breaks: bool = False) -> Rendered:
+        """Render `text`; code-copy links are `copy:{copy_prefix}{N}`, N numbered from `first_code_index`;
+        `breaks`: every new line is a line break (what people type), not a space."""
         tokens = self._md.parse(text)
         blocks: list[str] = []
         for token in tokens:
@@ -52,7 +54,8 @@ class MarkdownRenderer:
                 blocks.append(token.content)
                 token.type = "html_block"
                 token.content = self._code_html(token.content, token.info.strip(), f"{copy_prefix}{index}")
-        body = self._md.renderer.render(tokens, self._md.options, {})  # html_block tokens pass through as they are
+        options = OptionsDict({**self._md.options, "breaks": True}) if breaks else self._md.options
+        body = self._md.renderer.render(tokens, options, {})  # html_block tokens pass through as they are
         return Rendered(body, blocks)
 
     def math_html(self, tex: str, display: bool, block: bool = False) -> str:

@@ -56,15 +56,16 @@ def message_html(message: MessageView, renderer: MarkdownRenderer, last_assistan
     tools = split_tools(message.content)
     cards = "".join([call_card(call, renderer.dark, _t("Tool call")) for call in tools.calls]
                     + [result_card(result, renderer.dark, _t("Tool result")) for result in tools.results])
-    if message.role == "user":
-        text = html.escape(tools.text).replace("\n", "<br>")
+    if message.role == "user":  # Markdown too (formulas, code), each new line kept
+        typed = renderer.render(tools.text, 0, f"{message.id}:", breaks=True)
         bubble = (f'<table align="right" cellspacing="0" cellpadding="10" bgcolor="{c.user_bubble}">'
-                  f'<tr><td>{text}</td></tr></table>') if text else ""
+                  f'<tr><td>{typed.html}</td></tr></table>') if typed.html.strip() else ""
         return Rendered(f'<p align="right" style="margin:20px 0 4px 0; color:{c.muted}"><small><b>{_t("You")}'
                         f'</b></small></p>{bubble}{cards}'
                         f'<p align="right" style="margin:2px 0 0 0"><small>'
                         f'<a href="edit:{message.id}" style="color:{c.muted}">{_t("Edit")}</a> · '
-                        f'<a href="copymsg:{message.id}" style="color:{c.muted}">{_t("Copy")}</a></small></p>')
+                        f'<a href="copymsg:{message.id}" style="color:{c.muted}">{_t("Copy")}</a></small></p>',
+                        typed.code_blocks)
     parts = [f'<p style="margin:20px 0 4px 0"><span style="color:{c.accent}">✦</span> '
              f'<b>{_t("Assistant")}</b></p>']
     if message.reasoning or (message.status == "streaming" and message.thinking_open):
