@@ -5,6 +5,8 @@ and tool calls/results as cards. Answers come from the real embedded default mod
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from PySide6.QtCore import Qt, QUrl
 from PySide6.QtGui import QGuiApplication
@@ -128,7 +130,7 @@ def test_welcome_state_for_an_empty_chat(qtbot, tmp_path, data_dir, default_mode
 
 def test_shortcuts_are_menu_actions_that_work(qtbot, tmp_path, data_dir, default_model) -> None:
     window = open_window(qtbot, tmp_path, default_model, max_new_tokens=2000)
-    window.settings.ignore_eos = True
+    window.settings = replace(window.settings, ignore_eos=True)
     expected = {window.new_chat_action: ["Ctrl+N"], window.search_action: ["Ctrl+K", "Ctrl+F"],
                 window.stop_action: ["Esc"], window.regenerate_action: ["Ctrl+R"],
                 window.focus_composer_action: ["Ctrl+L", "/"]}
@@ -160,7 +162,7 @@ def test_shortcuts_are_menu_actions_that_work(qtbot, tmp_path, data_dir, default
     first = window.store.messages(window.chat_id)[-1]
     assert first.status == "stopped" and not window.stop_action.isEnabled()
 
-    window.settings.ignore_eos, window.settings.max_new_tokens = False, 8
+    window.settings = replace(window.settings, ignore_eos=False, max_new_tokens=8)
     with qtbot.waitSignal(window.answer_finished, timeout=LONG):
         qtbot.keyClick(window.composer, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
     messages = window.store.messages(window.chat_id)
