@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 
-.PHONY: install run test lint ov-ops bundle bench-export bench-decode bench-long-context clean
+.PHONY: install run test lint i18n ov-ops bundle bench-export bench-decode bench-long-context clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,3 +53,7 @@ bench-long-context: ov-ops
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .ruff_cache ov_ops/build
+
+# The Chinese translation: edit resources/i18n/cpmdesk_zh_CN.ts (Qt Linguist or by hand), then compile it.
+i18n: install
+	$(BIN)/pyside6-lrelease resources/i18n/cpmdesk_zh_CN.ts -qm resources/i18n/cpmdesk_zh_CN.qm

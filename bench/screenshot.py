@@ -1,8 +1,19 @@
-"""Screenshot of the window mid-answer, with a Thinking section and a code block: resources/screenshot.png.
+"""Screenshots for the README, from real model output: resources/screenshots/*.png.
 
 Run it under a real X server (Xvfb):  xvfb-run -a -s "-screen 0 1280x860x24" .venv/bin/python bench/screenshot.py
-Everything shown is real model output: the default model writes a code block, then the window switches to
-the thinking-trained tiny Llama of the tests and the shot is taken while its reasoning streams.
+(without one it falls back to Qt's offscreen platform). Uses the tests' cached data folder (the embedded default
+model, SmolLM2-135M-Instruct int4, and the documents' embedding model; built there on first use).
+
+  welcome.png    an empty chat: the model's card, example prompts, adding documents and models (light)
+  light.png      a code answer (light theme)
+  math-code.png  math and code: the user's message has the formulas, the model's answer the code
+  dark.png       the same chat in the dark theme
+  zh_CN.png      the window in 简体中文 (the welcome state)
+  tool-card.png  a tool call and its result as cards, then the model's answer: the assistant turn with the call
+                 is written by this script in the Hermes format (the default model is too small to call tools)
+                 and read by the engine's tool-call parser, the result is a <tool_response> turn; the answer
+                 after them is the model's
+  sources.png    Documents mode: the tests' corpus indexed, the model's answer with its sources card
 """
 
 from __future__ import annotations
@@ -15,83 +26,107 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from PySide6.QtCore import QObject, Slot  # noqa: E402
+from tests.conftest import CACHE, DATA_SOURCES, EXPORTER_PACKAGES, code_key, keyed_cache  # noqa: E402
+
+os.environ["CPMDESK_DATA_DIR"] = str(keyed_cache(CACHE / "test-data", code_key(DATA_SOURCES, EXPORTER_PACKAGES)))
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from app.app_settings import AppSettings  # noqa: E402
 from app.default_model import ensure_default_model  # noqa: E402
-from app.engine import GenerationSettings  # noqa: E402
+from app.docs.embedder import ensure_embedding_model  # noqa: E402
+from app.gui.appearance import apply_theme  # noqa: E402
 from app.gui.main_window import MainWindow  # noqa: E402
 from app.store import ChatStore  # noqa: E402
-from export.exporter import ExportRequest, run_export  # noqa: E402
-from tests.conftest import EXPORTS, _cached_build  # noqa: E402
-from tests.model_builders import build_tiny_llama  # noqa: E402
+from tests.docs_corpus import write_corpus  # noqa: E402
+from tests.qt_wait import wait  # noqa: E402
 
-OUT = REPO / "resources" / "screenshot.png"
-
-
-def thinking_model() -> Path:
-    """The thinking-trained tiny Llama of the tests, exported to int4 (cached with the tests' models)."""
-    source = _cached_build("tiny-llama", lambda p: build_tiny_llama(p, steps=300))
-    ir = EXPORTS / f"{source.name}-int4"
-    if not (ir / "manifest.json").is_file():
-        run_export(ExportRequest(str(source), ir, force=True))
-    return ir
+OUT = REPO / "resources" / "screenshots"
+TOOL_CALL = ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n'
+             '</tool_call>')
+TOOL_RESULT = '<tool_response>\n{"city": "Paris", "temperature": 21, "sky": "clear", "wind_kmh": 8}\n</tool_response>'
 
 
-class Shooter(QObject):
-    """Lives on the UI thread; grabs the window at the first reasoning delta that mentions a step."""
+def shoot(window: MainWindow, name: str) -> None:
+    """Save the window as OUT/NAME.png (highest PNG compression)."""
+    QApplication.processEvents()
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.png"
+    window.grab().toImage().save(str(path), "PNG", 0)
+    print(f"saved {path} ({path.stat().st_size // 1024} KB)", flush=True)
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__()
-        self.window, self.done = window, False
 
-    @Slot(str, str)
-    def on_delta(self, kind: str, _text: str) -> None:
-        streaming = self.window._streaming
-        if self.done or kind != "reasoning" or streaming is None or "Add" not in streaming.reasoning:
-            return
-        self.done = True
-        self.window._render()
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        self.window.grab().save(str(OUT))
-        print(f"saved {OUT}", flush=True)
+def ask(window: MainWindow, text: str) -> None:
+    """Type `text`, send it and wait for the whole answer."""
+    window.composer.setPlainText(text)
+    window.send()
+    wait(lambda: not window.is_generating, 300)
+
+
+def answer_again(window: MainWindow) -> None:
+    """Answer the chat's last message (the model's turn after a tool result)."""
+    window.regenerate()
+    wait(lambda: not window.is_generating, 300)
+
+
+def theme(window: MainWindow, name: str, language: str = "en") -> None:
+    """Switch theme and language as Settings does."""
+    window.apply_settings(AppSettings(theme=name, language=language, max_new_tokens=window.app_settings.max_new_tokens,
+                                      model_folder=window.app_settings.model_folder))
 
 
 def main() -> int:
     app = QApplication(sys.argv)
+    apply_theme(app, "light")
+    model = ensure_default_model()
     store = ChatStore(Path(tempfile.mkdtemp()) / "chats.sqlite3")
-    window = MainWindow(store, ensure_default_model(), settings=GenerationSettings(max_new_tokens=160))
+    window = MainWindow(store, model, app_settings=AppSettings(theme="light", max_new_tokens=220,
+                                                               model_folder=str(model)))
     window.resize(1280, 820)
     window.show()
-    shooter = Shooter(window)
-    steps = iter(["code", "switch", "think", "quit"])
+    wait(lambda: window.engine is not None, 300)
+    window.new_chat()
+    shoot(window, "welcome")
 
-    def next_step() -> None:
-        step = next(steps)
-        if step == "code":  # 1: the default model writes code (a highlighted block with a Copy link)
-            window.new_chat()
-            window.composer.setPlainText("Write a Python function that returns the square of a number.")
-            window.send()
-        elif step == "switch":  # 2: switch to the thinking model without restarting
-            window.load_model(thinking_model())
-        elif step == "think":  # 3: reasoning on; the shot is taken while the Thinking section streams
-            # The tiny model only knows single-turn arithmetic chats: give it a context that holds just the
-            # new question (the app leaves the older turns out of the prompt and says so).
-            window.engine.context_tokens = 110
-            window.settings = GenerationSettings(max_new_tokens=60)
-            window.think_toggle.setChecked(True)
-            window.composer.setPlainText("I have 3 apples and get 4 more. How many apples do I have?")
-            window.answer_started.connect(lambda worker: worker.delta.connect(shooter.on_delta))
-            window.send()
-        else:
-            app.quit()
+    ask(window, "Write a Python function that returns the square of a number.")
+    shoot(window, "light")
 
-    window.model_ready.connect(next_step)
-    window.answer_finished.connect(next_step)
-    app.exec()
+    window.new_chat()
+    ask(window, "The area of a circle is $A = \\pi r^2$, and its circumference is $$C = 2 \\pi r$$\n"
+                "Write a Python function that computes the area of a circle.")
+    shoot(window, "math-code")
+    theme(window, "dark")
+    shoot(window, "dark")
+    theme(window, "light", "zh_CN")
+    window.new_chat()
+    shoot(window, "zh_CN")
+    theme(window, "light")
+
+    window.new_chat()
+    chat = window.chat_id
+    store.add_message(chat, "user", "What is the weather in Paris right now?")
+    store.rename_chat(chat, "What is the weather in Paris right now?")
+    store.add_message(chat, "assistant", TOOL_CALL)
+    store.add_message(chat, "user", TOOL_RESULT + "\nUse this result to answer my question in one sentence.")
+    window.select_chat(chat)
+    answer_again(window)
+    shoot(window, "tool-card")
+
+    ensure_embedding_model()
+    window.new_chat()
+    window.docs.toggle.setChecked(True)
+    dialog = window.docs.dialog
+    dialog.add_paths([write_corpus(Path(tempfile.mkdtemp()) / "corpus")])
+    wait(lambda: not dialog.is_indexing and dialog.last_report is not None, 600)
+    dialog.close()
+    ask(window, "When does the ferry to Corvin Island leave?")
+    shoot(window, "sources")
+    window.close()
     window.threads.wait_all()
     sys.stdout.flush()
-    os._exit(0 if shooter.done else 1)  # skip interpreter teardown of Qt/OpenVINO objects
+    os._exit(0)  # skip interpreter teardown of Qt/OpenVINO objects
 
 
 if __name__ == "__main__":

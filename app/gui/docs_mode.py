@@ -7,12 +7,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Slot
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QCheckBox, QMainWindow
+from PySide6.QtWidgets import QMainWindow
 
 from app.docs.library import DocsLibrary
 from app.gui.docs_dialog import DocumentsDialog
 from app.gui.docs_workers import DocsGenerationWorker
 from app.gui.passage_dialog import PassageDialog
+from app.gui.switch import Switch
 
 
 class DocsMode(QObject):
@@ -24,7 +25,7 @@ class DocsMode(QObject):
         self._library: DocsLibrary | None = None
         self.dialog: DocumentsDialog | None = None
         self.passage_dialog: PassageDialog | None = None
-        self.toggle = QCheckBox(window.tr("Documents"))
+        self.toggle = Switch(window.tr("Documents"))
         self.toggle.setToolTip(window.tr("Answer from your own documents, with numbered sources (Chat → Documents… "
                                          "to add files)"))
         self.toggle.toggled.connect(self._on_toggled)

@@ -1,21 +1,24 @@
-"""The main window: chats on the side, the conversation, the message box, model and speed in the status bar."""
+"""The main window: chats on the side; the header (model, device, Reasoning, Documents), the conversation (or the
+welcome state of an empty chat) and the message box; speed in the status bar; keyboard shortcuts as menu actions."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QApplication,
-    QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
     QMainWindow,
     QPushButton,
     QSplitter,
+    QStackedWidget,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -28,16 +31,23 @@ from app.gui.appearance import apply_language, apply_theme, is_dark
 from app.gui.chat_list import ChatList
 from app.gui.composer import Composer
 from app.gui.docs_mode import DocsMode
+from app.gui.header_bar import HeaderBar
+from app.gui.icons import icon
 from app.gui.markdown_render import MarkdownRenderer
+from app.gui.model_card import ModelCard, model_card
 from app.gui.model_manager import ModelManager
 from app.gui.privacy_page import PrivacyPage
 from app.gui.settings_dialog import SettingsDialog
+from app.gui.switch import Switch
 from app.gui.transcript_html import MessageView
 from app.gui.transcript_view import Transcript
+from app.gui.welcome import WelcomePanel
 from app.gui.workers import GenerationWorker, ModelLoader, Threads
+from app.models.library import ModelInfo, list_models
 from app.store import ChatStore, StoreError
 from app.store.answer_recorder import AnswerRecorder
 from export.log_file import log_dir
+from export.manifest import read_manifest
 
 RENDER_INTERVAL_MS = 50
 log = logging.getLogger(__name__)
@@ -73,15 +83,19 @@ class MainWindow(QMainWindow):
         self._unsaved: dict[int, tuple[MessageView, AnswerRecorder]] = {}  # answers the disk had no room for
         self.threads = Threads()
         self.models_dialog: ModelManager | None = None
-        self.renderer = MarkdownRenderer(dark=self.palette().window().color().lightness() < 128)
+        self.renderer = self._new_renderer()
         self.docs = DocsMode(self, store.path.parent / "docs.sqlite3")
         self._build()
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self.on_color_scheme)
+        self._follows_scheme = True
         self._render_timer = QTimer(self, interval=RENDER_INTERVAL_MS)
         self._render_timer.timeout.connect(self._render_if_dirty)
         self.chats.refresh()
         ids = self.chats.ids()
         if ids:
             self.select_chat(ids[0])
+        else:
+            self._render()  # the welcome state
         if store.interrupted_on_open:
             self.statusBar().showMessage(f"{store.interrupted_on_open} answer(s) were interrupted when cpmdesk "
                                          "last closed; they are kept and marked.", 8000)
@@ -92,29 +106,48 @@ class MainWindow(QMainWindow):
 
     def _build(self) -> None:
         self.chats = ChatList(self.store)
-        self.chats.new_button.setText(self.tr("New chat"))
-        self.chats.rename_button.setText(self.tr("Rename"))
-        self.chats.delete_button.setText(self.tr("Delete"))
-        self.chats.search.setPlaceholderText(self.tr("Search chats"))
+        self.chats.setObjectName("ChatList")
+        self.chats.layout().setContentsMargins(10, 10, 6, 10)
+        self.chats.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.chats.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.chats.selected.connect(self.select_chat)
         self.chats.new_requested.connect(self.new_chat)
         self.chats.deleted.connect(self._on_chat_deleted)
         self.transcript = Transcript(self.renderer)
+        self.transcript.setObjectName("Transcript")
+        self.transcript.document().setDocumentMargin(20)
         self.transcript.anchorClicked.connect(self._on_link)
+        self.welcome = WelcomePanel()
+        self.welcome.prompt_chosen.connect(self.use_prompt)
+        self.welcome.documents_requested.connect(self.docs.open_dialog)
+        self.welcome.models_requested.connect(self.open_models)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.transcript)
+        self.pages.addWidget(self.welcome)
         self.composer = Composer()
+        self.composer.setObjectName("Composer")
+        self.composer.setMaximumHeight(80)
         self.composer.submitted.connect(self.send)
-        self.think_toggle = QCheckBox(self.tr("Reasoning"))
+        self.think_toggle = Switch(self.tr("Reasoning"))
+        self.header = HeaderBar(self.think_toggle, self.docs.toggle)
+        self.header.model_chosen.connect(self.switch_model)
+        self.header.device_chosen.connect(self.choose_device)
+        self.header.manage_models.connect(self.open_models)
+        self.header.model_picker.about_to_show.connect(self.refresh_models)
+        self.header.set_devices(available_devices(), self.app_settings.device)
         self.send_button = QPushButton(self.tr("Send"))
+        self.send_button.setObjectName("SendButton")
         self.send_button.clicked.connect(self._send_or_stop)
         controls = QHBoxLayout()
-        controls.addWidget(self.think_toggle)
-        controls.addWidget(self.docs.toggle)
-        controls.addStretch(1)
-        controls.addWidget(self.send_button)
+        controls.setContentsMargins(16, 4, 16, 12)
+        controls.addWidget(self.composer, 1)
+        controls.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
         right = QWidget()
         column = QVBoxLayout(right)
-        column.addWidget(self.transcript, 1)
-        column.addWidget(self.composer)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.header)
+        column.addWidget(self.pages, 1)
         column.addLayout(controls)
         splitter = QSplitter()
         splitter.addWidget(self.chats)
@@ -125,25 +158,55 @@ class MainWindow(QMainWindow):
         self.model_label, self.speed_label = QLabel("Loading model…"), QLabel("")
         self.statusBar().addPermanentWidget(self.model_label)
         self.statusBar().addPermanentWidget(self.speed_label)
-        export = QAction(self.tr("Export chat to Markdown…"), self)
-        export.triggered.connect(self._ask_export)
-        settings = QAction(self.tr("Settings…"), self)
-        settings.triggered.connect(self.open_settings)
-        models = QAction(self.tr("Models…"), self)
-        models.triggered.connect(self.open_models)
-        privacy = QAction(self.tr("Privacy && data…"), self)
-        privacy.triggered.connect(self.open_privacy)
-        menu = self.menuBar().addMenu(self.tr("&Chat"))
-        for action in (export, models, self.docs.action, settings, privacy):
-            menu.addAction(action)
-        self.open_logs_action = QAction(self.tr("Open log folder"), self)
-        self.open_logs_action.triggered.connect(self.open_log_folder)
-        self.menuBar().addMenu(self.tr("&Help")).addAction(self.open_logs_action)
+        self._build_actions()
+        self._retranslate()
+        self._restyle()
         self._set_ready(False)
+
+    def _build_actions(self) -> None:
+        """The menus; every keyboard shortcut is an action there, so the menus show it."""
+        def action(triggered, *keys: str) -> QAction:
+            made = QAction(self)
+            made.triggered.connect(triggered)
+            made.setShortcuts([QKeySequence(k) for k in keys])
+            return made
+
+        self.new_chat_action = action(lambda: self.new_chat(), "Ctrl+N")
+        self.search_action = action(self.focus_search, "Ctrl+K", "Ctrl+F")
+        self.focus_composer_action = action(self.focus_composer, "Ctrl+L", "/")
+        self.regenerate_action = action(self.regenerate, "Ctrl+R")
+        self.stop_action = action(self.stop, "Esc")
+        self.stop_action.setEnabled(False)
+        self.export_action = action(self._ask_export)
+        self.settings_action = action(self.open_settings, "Ctrl+,")
+        self.models_action = action(self.open_models)
+        self.privacy_action = action(self.open_privacy)
+        self.chat_menu = self.menuBar().addMenu("")
+        for item in (self.new_chat_action, self.search_action, self.focus_composer_action, None,
+                     self.regenerate_action, self.stop_action, None, self.export_action, self.models_action,
+                     self.docs.action, self.settings_action, self.privacy_action):
+            self.chat_menu.addSeparator() if item is None else self.chat_menu.addAction(item)
+        self.open_logs_action = action(self.open_log_folder)
+        self.help_menu = self.menuBar().addMenu("")
+        self.help_menu.addAction(self.open_logs_action)
 
     def _set_ready(self, ready: bool) -> None:
         self.composer.setEnabled(ready)
         self.send_button.setEnabled(ready)
+
+    def focus_search(self) -> None:
+        """Ctrl+K / Ctrl+F: type to search the chats."""
+        self.chats.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.chats.search.selectAll()
+
+    def focus_composer(self) -> None:
+        """Ctrl+L or /: type a message."""
+        self.composer.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def use_prompt(self, text: str) -> None:
+        """An example prompt of the welcome state: into the message box, ready to edit or send."""
+        self.composer.setPlainText(text)
+        self.focus_composer()
 
     # ---------------------------------------------------------------- model
 
@@ -154,6 +217,7 @@ class MainWindow(QMainWindow):
         if self._per_model:
             self.settings = self.app_settings.generation(self.model_folder)
         self.model_label.setText(self.tr("Loading {0}…").format(folder.name))
+        self.refresh_models(loading=True)
         self._loader = ModelLoader(folder, device, self.app_settings.draft(), greedy=self.settings.greedy,
                                    library_drafts=True, extra_dirs=self.app_settings.model_dirs,
                                    context=self.app_settings.context or None)
@@ -167,10 +231,10 @@ class MainWindow(QMainWindow):
         self._bound_answer_length()
         self._show_model()
         self.think_toggle.setEnabled(engine.supports_thinking)
-        self.think_toggle.setToolTip(self.tr("Let the model reason before it answers") if engine.supports_thinking
-                                     else self.tr("This model cannot switch reasoning on or off"))
+        self.think_toggle.setToolTip(self._reasoning_tip())
         if not engine.supports_thinking:
             self.think_toggle.setChecked(False)
+        self.refresh_models()
         self._set_ready(True)
         self.composer.setFocus()
         self.model_ready.emit()
@@ -184,7 +248,39 @@ class MainWindow(QMainWindow):
     def _on_model_failed(self, message: str) -> None:
         self._finish_thread(self._loader_thread)
         self.model_label.setText("No model loaded")
+        self.engine = None
+        self.refresh_models()
         self.statusBar().showMessage(message)
+
+    def refresh_models(self, loading: bool = False) -> list[ModelCard]:
+        """The header's model list and the welcome card, from the model library (manifests only) and the engine."""
+        models = self._library_models()
+        current = self.model_folder.resolve() if self.model_folder is not None else None
+        engine = self.engine if self.engine is not None and not loading else None
+        cards = []
+        for model in models:
+            is_current = current is not None and model.folder.resolve() == current
+            cards.append(model_card(model, bool(self.app_settings.use_draft),
+                                    engine.draft_state if is_current and engine is not None else None,
+                                    engine.context_tokens if is_current and engine is not None else None))
+        self.header.set_models(cards, self.model_folder, loading)
+        card = next((c for c in cards if current is not None and c.folder.resolve() == current), None)
+        self.welcome.set_model(card, loading)
+        return cards
+
+    def _library_models(self) -> list[ModelInfo]:
+        """The library's chat models, with the model in use first when the library does not hold it."""
+        try:
+            models = list_models(self.app_settings.model_dirs)
+        except OSError as err:
+            log.warning("listing the models failed: %s", err)
+            models = []
+        folder = self.model_folder
+        if folder is not None and all(m.folder.resolve() != folder.resolve() for m in models):
+            manifest = read_manifest(folder)
+            if manifest is not None:
+                models.insert(0, ModelInfo(folder, manifest, "added"))
+        return models
 
     @staticmethod
     def _finish_thread(thread) -> None:
@@ -312,7 +408,7 @@ class MainWindow(QMainWindow):
         worker.failed.connect(self._on_failed)
         self.answer_started.emit(worker)
         self._generation_thread = self.threads.start(worker)
-        self.send_button.setText(self.tr("Stop"))
+        self._show_generating(True)
         self.chats.refresh(select=self.chat_id)
         self._render()
         self._render_timer.start()
@@ -362,8 +458,17 @@ class MainWindow(QMainWindow):
         self.worker = None
         self._streaming = None
         self._render_timer.stop()
-        self.send_button.setText(self.tr("Send"))
+        self._show_generating(False)
         self._render()
+
+    def _show_generating(self, generating: bool) -> None:
+        """Send becomes Stop (and Esc stops) while an answer streams."""
+        self.send_button.setText(self.tr("Stop") if generating else self.tr("Send"))
+        self.send_button.setAccessibleName(self.send_button.text())
+        self.send_button.setIcon(icon("stop" if generating else "send",
+                                      self.palette().color(QPalette.ColorRole.HighlightedText)))
+        self.stop_action.setEnabled(generating)
+        self.regenerate_action.setEnabled(not generating)
 
     def _apply_deferred(self) -> None:
         """Settings changed during the answer that need the model reloaded (device, draft, context): now."""
@@ -401,7 +506,9 @@ class MainWindow(QMainWindow):
 
     def _render(self) -> None:
         self._dirty = False
-        self.transcript.show_messages(self.message_views(), self.chat_id)
+        views = self.message_views()
+        self.pages.setCurrentWidget(self.transcript if views else self.welcome)  # an empty chat: the welcome state
+        self.transcript.show_messages(views, self.chat_id)
 
     def _on_link(self, url: QUrl) -> None:
         action, _, arg = url.toString().partition(":")
@@ -448,12 +555,13 @@ class MainWindow(QMainWindow):
         app = QApplication.instance()
         if new.theme != old.theme:
             apply_theme(app, new.theme)
-            self.renderer = MarkdownRenderer(dark=is_dark(app))
-            self.transcript.set_renderer(self.renderer)
-            self._render()
+            self._restyle()
         if new.language != old.language:
             apply_language(app, new.language)
             self._retranslate()
+            self.transcript.set_renderer(self.renderer)  # the transcript's labels in the new language
+            self._render()
+        self.header.set_devices(available_devices(), new.device)
         if reload_changes(old, new) and self.model_folder is not None:
             if self.is_generating:  # the answer keeps the model it started with; the change follows it
                 self._reload_after_answer = True
@@ -474,13 +582,81 @@ class MainWindow(QMainWindow):
                                          .format(fitted.max_new_tokens, context), 8000)
             self.settings = fitted
 
+    def choose_device(self, device: str) -> None:
+        """The header's device: like changing it in Settings (applied after a streaming answer)."""
+        if device and device != self.app_settings.device:
+            self.apply_settings(replace(self.app_settings, device=device))
+
+    def on_color_scheme(self, scheme: Qt.ColorScheme) -> None:
+        """The system switched between light and dark: follow it when the theme is "system"."""
+        if self.app_settings.theme == "system":
+            apply_theme(QApplication.instance(), "system", scheme)
+            self._restyle()
+
+    def _new_renderer(self) -> MarkdownRenderer:
+        screen = self.screen()
+        scale = screen.devicePixelRatio() if screen is not None else self.devicePixelRatioF()
+        return MarkdownRenderer(dark=is_dark(QApplication.instance()), scale=scale)
+
+    def _restyle(self) -> None:
+        """Icons, code colours and formulas in the current palette (after a theme change)."""
+        if self.renderer.dark != is_dark(QApplication.instance()):
+            self.renderer = self._new_renderer()
+            self.transcript.set_renderer(self.renderer)
+            self._render()
+        colour = self.palette().color(QPalette.ColorRole.WindowText)
+        self.chats.new_button.setIcon(icon("new-chat", colour))
+        self.new_chat_action.setIcon(icon("new-chat", colour))
+        self.search_action.setIcon(icon("search", colour))
+        self.regenerate_action.setIcon(icon("regenerate", colour))
+        self.stop_action.setIcon(icon("stop", colour))
+        self.settings_action.setIcon(icon("settings", colour))
+        self.models_action.setIcon(icon("model", colour))
+        self.docs.action.setIcon(icon("documents", colour))
+        self.header.restyle()
+        self.welcome.set_model(self.welcome._card, self.welcome._loading)
+        self._show_generating(self.is_generating)
+
     def _retranslate(self) -> None:
-        self.send_button.setText(self.tr("Stop") if self.is_generating else self.tr("Send"))
-        self.think_toggle.setText(self.tr("Reasoning"))
+        """Every text and accessible name in the current language."""
+        self.setWindowTitle("cpmdesk")
+        self.think_toggle.setToolTip(self._reasoning_tip())
         self.chats.new_button.setText(self.tr("New chat"))
         self.chats.rename_button.setText(self.tr("Rename"))
         self.chats.delete_button.setText(self.tr("Delete"))
         self.chats.search.setPlaceholderText(self.tr("Search chats"))
+        for widget, name in ((self.chats.new_button, self.tr("New chat")), (self.chats.rename_button,
+                             self.tr("Rename chat")), (self.chats.delete_button, self.tr("Delete chat")),
+                             (self.chats.search, self.tr("Search chats")), (self.chats.list, self.tr("Chats")),
+                             (self.transcript, self.tr("Conversation")), (self.composer, self.tr("Message")),
+                             (self.pages, self.tr("Conversation"))):
+            widget.setAccessibleName(name)
+        self.composer.setPlaceholderText(self.tr("Message cpmdesk  (Enter sends, Shift+Enter for a new line, /think "
+                                                 "or /no_think)"))
+        for extension in self.menuBar().findChildren(QToolButton):  # the menu bar's » when its menus do not fit
+            extension.setAccessibleName(self.tr("More menus"))
+        self.chat_menu.setTitle(self.tr("&Chat"))
+        self.help_menu.setTitle(self.tr("&Help"))
+        for action, text in ((self.new_chat_action, self.tr("New chat")), (self.search_action, self.tr("Search chats")),
+                             (self.focus_composer_action, self.tr("Focus the message box")),
+                             (self.regenerate_action, self.tr("Regenerate the last answer")),
+                             (self.stop_action, self.tr("Stop the answer")),
+                             (self.export_action, self.tr("Export chat to Markdown…")),
+                             (self.settings_action, self.tr("Settings…")), (self.models_action, self.tr("Models…")),
+                             (self.privacy_action, self.tr("Privacy && data…")),
+                             (self.open_logs_action, self.tr("Open log folder"))):
+            action.setText(text)
+        self.docs.action.setText(self.tr("Documents…"))
+        self.docs.toggle.setToolTip(self.tr("Answer from your own documents, with numbered sources (Chat → "
+                                            "Documents… to add files)"))
+        self.header.retranslate()
+        self.welcome.retranslate()
+        self._show_generating(self.is_generating)
+
+    def _reasoning_tip(self) -> str:
+        if self.engine is None or self.engine.supports_thinking:
+            return self.tr("Let the model reason before it answers")
+        return self.tr("This model cannot switch reasoning on or off")
 
     def open_log_folder(self) -> bool:
         """Help → Open log folder: the folder of cpmdesk's log files in the system's file manager."""
@@ -519,6 +695,7 @@ class MainWindow(QMainWindow):
             manager.model_chosen.connect(self.switch_model)
             manager.folder_added.connect(self._remember_folder)
             manager.folder_forgotten.connect(self._forget_folder)
+            manager.state_shown.connect(lambda _state: self.refresh_models(self._loading))
         else:
             manager.controller.current = self.model_folder
             manager.controller.extra_dirs = list(self.app_settings.model_dirs)
@@ -536,16 +713,23 @@ class MainWindow(QMainWindow):
         self.app_settings.model_folder = str(folder)
         self.app_settings.save(self.store)
 
+    @property
+    def _loading(self) -> bool:
+        """A model is being loaded."""
+        return self.model_folder is not None and (self.engine is None or self.engine.folder != self.model_folder)
+
     def _remember_folder(self, folder: str) -> None:
         if folder not in self.app_settings.model_dirs:
             self.app_settings.model_dirs.append(folder)
             self.app_settings.save(self.store)
+        self.refresh_models(self._loading)
 
     def _forget_folder(self, folder: str) -> None:
         kept = [d for d in self.app_settings.model_dirs if Path(d).resolve() != Path(folder).resolve()]
         if kept != self.app_settings.model_dirs:
             self.app_settings.model_dirs = kept
             self.app_settings.save(self.store)
+        self.refresh_models(self._loading)
 
     # ---------------------------------------------------------------- export
 
@@ -565,6 +749,9 @@ class MainWindow(QMainWindow):
         """Stop a streaming answer before closing (it is stored as 'stopped') and let the workers end."""
         if self.worker is not None:
             self.worker.cancel.set()
+        if self._follows_scheme:  # a closed window no longer follows the system's colours
+            self._follows_scheme = False
+            QGuiApplication.styleHints().colorSchemeChanged.disconnect(self.on_color_scheme)
         self.docs.cancel()
         if self.models_dialog is not None:
             self.models_dialog.shutdown()

@@ -10,6 +10,7 @@ import html
 from dataclasses import dataclass, field
 
 from markdown_it import MarkdownIt
+from markdown_it.utils import OptionsDict
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_by_name, guess_lexer
@@ -28,9 +29,11 @@ class Rendered:
 
 
 class MarkdownRenderer:
-    """One renderer per window; `dark` picks the code colour scheme and the formulas' colour."""
+    """One renderer per window; `dark` picks the code colour scheme and the formulas' colour, `scale` the formulas'
+    pixels per logical pixel (the screen's device pixel ratio)."""
 
-    def __init__(self, dark: bool = False, math: MathImages | None = None) -> None:
+    def __init__(self, dark: bool = False, math: MathImages | None = None, scale: float = 1.0) -> None:
+        self.dark = dark
         self._md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").use(math_plugin)
         for kind, display, block in (("math_inline", False, False), ("math_display", True, False),
                                      ("math_block", True, True)):
@@ -38,10 +41,11 @@ class MarkdownRenderer:
                                      self.math_html(tokens[i].content, d, b))
         self._formatter = HtmlFormatter(noclasses=True, nowrap=True, style="monokai" if dark else "friendly")
         self._code_background = "#272822" if dark else "#f6f8fa"
-        self.math = math or MathImages((230, 230, 230) if dark else (20, 20, 20))
+        self.math = math or MathImages((230, 232, 235) if dark else (31, 35, 40), scale)
 
-    def render(self, text: str, first_code_index: int = 0, copy_prefix: str = "") -> Rendered:
-        """Render `text`; code-copy links are `copy:{copy_prefix}{N}`, N numbered from `first_code_index`."""
+    def render(self, text: str, first_code_index: int = 0, copy_prefix: str = "", breaks: bool = False) -> Rendered:
+        """Render `text`; code-copy links are `copy:{copy_prefix}{N}`, N numbered from `first_code_index`;
+        `breaks`: every new line is a line break (what people type), not a space."""
         tokens = self._md.parse(text)
         blocks: list[str] = []
         for token in tokens:
@@ -50,7 +54,8 @@ class MarkdownRenderer:
                 blocks.append(token.content)
                 token.type = "html_block"
                 token.content = self._code_html(token.content, token.info.strip(), f"{copy_prefix}{index}")
-        body = self._md.renderer.render(tokens, self._md.options, {})  # html_block tokens pass through as they are
+        options = OptionsDict({**self._md.options, "breaks": True}) if breaks else self._md.options
+        body = self._md.renderer.render(tokens, options, {})  # html_block tokens pass through as they are
         return Rendered(body, blocks)
 
     def math_html(self, tex: str, display: bool, block: bool = False) -> str:
@@ -61,7 +66,8 @@ class MarkdownRenderer:
             source = html.escape(f"$${tex}$$" if display else f"${tex}$")
             return f'<p align="center"><code>{source}</code></p>\n' if block else f"<code>{source}</code>"
         # the baseline: Qt aligns an image's bottom with the text's; "middle" is the nearest of its choices
-        img = (f'<img src="math:{image.key}" width="{image.width}" height="{image.height}" '
+        width, height = image.logical_size
+        img = (f'<img src="math:{image.key}" width="{width}" height="{height}" '
                f'alt="{html.escape(tex, quote=True)}" style="vertical-align: middle">')
         return f'<p align="center">{img}</p>\n' if block else img
 
@@ -69,8 +75,10 @@ class MarkdownRenderer:
         lexer = _lexer(code, language)
         coloured = highlight(code, lexer, self._formatter).rstrip("\n")
         label = html.escape(language or lexer.name.lower())
-        return (f'<table width="100%" cellspacing="0" cellpadding="6" style="background:{self._code_background};">'
-                f'<tr><td><small>{label}</small></td><td align="right"><a href="copy:{link}">Copy</a></td></tr>'
+        muted = "#9aa1ab" if self.dark else "#6b7280"
+        return (f'<table width="100%" cellspacing="0" cellpadding="8" style="background:{self._code_background}; '
+                f'margin-top:6px; margin-bottom:6px"><tr><td><small style="color:{muted}">{label}</small></td>'
+                f'<td align="right"><small><a href="copy:{link}" style="color:{muted}">Copy</a></small></td></tr>'
                 f'<tr><td colspan="2"><pre style="margin:0">{coloured}</pre></td></tr></table>\n')
 
 

@@ -27,13 +27,20 @@ class MathImage:
     height: int
     depth: int  # pixels below the baseline
     rgba: bytes
+    scale: float = 1.0  # pixels per logical pixel (the screen's device pixel ratio)
+
+    @property
+    def logical_size(self) -> tuple[int, int]:
+        """Width and height in logical pixels (what the HTML asks for; high-DPI screens paint all the pixels)."""
+        return round(self.width / self.scale), round(self.height / self.scale)
 
 
 class MathImages:
     """Renders and caches formulas; thread-safe (one lock around matplotlib, which is not)."""
 
-    def __init__(self, color: tuple[int, int, int] = (0, 0, 0)) -> None:
+    def __init__(self, color: tuple[int, int, int] = (0, 0, 0), scale: float = 1.0) -> None:
         self.color = color
+        self.scale = max(1.0, float(scale))  # typeset at DPI x scale for high-DPI screens
         self._images: OrderedDict[str, MathImage | None] = OrderedDict()
         self._by_key: dict[str, MathImage] = {}
         self._lock = threading.Lock()
@@ -53,7 +60,7 @@ class MathImages:
 
     def image(self, tex: str, display: bool) -> MathImage | None:
         """The formula typeset (None when matplotlib cannot parse it or is not installed)."""
-        key = _key(tex, display, self.color)
+        key = _key(tex, display, self.color, self.scale)
         with self._lock:
             if key in self._images:
                 self._images.move_to_end(key)
@@ -81,7 +88,8 @@ class MathImages:
 
         self.renders += 1
         try:
-            parsed = parser.parse(f"${tex}$", dpi=DPI, prop=FontProperties(size=FONT_SIZE * (1.2 if display else 1.0)))
+            parsed = parser.parse(f"${tex}$", dpi=round(DPI * self.scale),
+                                  prop=FontProperties(size=FONT_SIZE * (1.2 if display else 1.0)))
         except ValueError as err:  # mathtext's ParseFatalException: shown as its source instead
             log.debug("formula not typeset (%s): %r", str(err).splitlines()[0], tex)
             return None
@@ -90,7 +98,7 @@ class MathImages:
         rgba = np.empty((height, width, 4), dtype=np.uint8)
         rgba[..., :3] = self.color
         rgba[..., 3] = alpha
-        return MathImage(key, width, height, round(parsed.depth), rgba.tobytes())
+        return MathImage(key, width, height, round(parsed.depth), rgba.tobytes(), self.scale)
 
     def _load_parser(self):
         if self._parser is None:
@@ -107,5 +115,5 @@ class MathImages:
         return self._parser or None
 
 
-def _key(tex: str, display: bool, color: tuple[int, int, int]) -> str:
-    return hashlib.sha1(f"{display}|{color}|{tex}".encode()).hexdigest()[:20]
+def _key(tex: str, display: bool, color: tuple[int, int, int], scale: float) -> str:
+    return hashlib.sha1(f"{display}|{color}|{scale}|{tex}".encode()).hexdigest()[:20]

@@ -21,18 +21,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.engine.engine import DEFAULT_CONTEXT
+from app.gui.model_card import describe_quantization
 from app.models.manager import CatalogueRow, ManagerState, ModelRow, ModelsController
 
 _ORIGINS = {"data": "data folder", "bundled": "shipped with cpmdesk", "added": "added folder"}
-
-
-def describe_quantization(manifest: dict) -> str:
-    """E.g. 'int4 g64 sym AWQ'."""
-    q = manifest.get("quantization", {})
-    text = q.get("weight_format", "?")
-    if text == "int4":
-        text += f" g{q.get('group_size')}" + (" sym" if q.get("sym") else "") + (" AWQ" if q.get("awq") else "")
-    return text
 
 
 def catalogue_cells(row: CatalogueRow) -> list[str]:

@@ -155,8 +155,10 @@ class Transcript(QTextBrowser):
         if url.scheme() == "math" and kind == QTextDocument.ResourceType.ImageResource.value:
             image = self.renderer.math.by_key(url.path())
             if image is not None:
-                return QImage(image.rgba, image.width, image.height, image.width * 4,
-                              QImage.Format.Format_RGBA8888).copy()
+                qimage = QImage(image.rgba, image.width, image.height, image.width * 4,
+                                QImage.Format.Format_RGBA8888).copy()
+                qimage.setDevicePixelRatio(image.scale)
+                return qimage
         return super().loadResource(kind, url)
 
     def _on_anchor(self, url: QUrl) -> None:

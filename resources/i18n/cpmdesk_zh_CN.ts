@@ -75,6 +75,66 @@
         <source>The new settings apply from the next answer.</source>
         <translation>新设置将从下一次回答起生效。</translation>
     </message>
+    <message>
+        <source>Rename chat</source>
+        <translation>重命名对话</translation>
+    </message>
+    <message>
+        <source>Delete chat</source>
+        <translation>删除对话</translation>
+    </message>
+    <message>
+        <source>Chats</source>
+        <translation>对话列表</translation>
+    </message>
+    <message>
+        <source>Conversation</source>
+        <translation>对话内容</translation>
+    </message>
+    <message>
+        <source>Message</source>
+        <translation>消息</translation>
+    </message>
+    <message>
+        <source>Message cpmdesk  (Enter sends, Shift+Enter for a new line, /think or /no_think)</source>
+        <translation>给 cpmdesk 发消息（Enter 发送，Shift+Enter 换行，/think 或 /no_think）</translation>
+    </message>
+    <message>
+        <source>Focus the message box</source>
+        <translation>转到消息框</translation>
+    </message>
+    <message>
+        <source>Regenerate the last answer</source>
+        <translation>重新生成上一条回答</translation>
+    </message>
+    <message>
+        <source>Stop the answer</source>
+        <translation>停止回答</translation>
+    </message>
+    <message>
+        <source>&amp;Help</source>
+        <translation>帮助(&amp;H)</translation>
+    </message>
+    <message>
+        <source>Open log folder</source>
+        <translation>打开日志文件夹</translation>
+    </message>
+    <message>
+        <source>Privacy &amp;&amp; data…</source>
+        <translation>隐私与数据…</translation>
+    </message>
+    <message>
+        <source>Documents…</source>
+        <translation>文档…</translation>
+    </message>
+    <message>
+        <source>Answer from your own documents, with numbered sources (Chat → Documents… to add files)</source>
+        <translation>根据你自己的文档回答，并标注来源编号（在“对话 → 文档…”中添加文件）</translation>
+    </message>
+    <message>
+        <source>More menus</source>
+        <translation>更多菜单</translation>
+    </message>
 </context>
 <context>
     <name>SettingsDialog</name>
@@ -193,6 +253,208 @@
         <translation>
             <numerusform>显示更早的 %n 条消息</numerusform>
         </translation>
+    </message>
+    <message>
+        <source>You</source>
+        <translation>你</translation>
+    </message>
+    <message>
+        <source>Assistant</source>
+        <translation>助手</translation>
+    </message>
+    <message>
+        <source>Edit</source>
+        <translation>编辑</translation>
+    </message>
+    <message>
+        <source>Copy</source>
+        <translation>复制</translation>
+    </message>
+    <message>
+        <source>Regenerate</source>
+        <translation>重新生成</translation>
+    </message>
+    <message>
+        <source>Tool call</source>
+        <translation>工具调用</translation>
+    </message>
+    <message>
+        <source>Tool result</source>
+        <translation>工具结果</translation>
+    </message>
+    <message>
+        <source>Sources</source>
+        <translation>来源</translation>
+    </message>
+    <message>
+        <source>Thinking…</source>
+        <translation>思考中…</translation>
+    </message>
+    <message>
+        <source>Thought for {0} s</source>
+        <translation>已思考 {0} 秒</translation>
+    </message>
+    <message>
+        <source>Stopped</source>
+        <translation>已停止</translation>
+    </message>
+    <message>
+        <source>Failed</source>
+        <translation>失败</translation>
+    </message>
+    <message>
+        <source>Interrupted: the app closed while answering</source>
+        <translation>已中断：回答时应用被关闭</translation>
+    </message>
+</context>
+<context>
+    <name>HeaderBar</name>
+    <message>
+        <source>Device</source>
+        <translation>设备</translation>
+    </message>
+    <message>
+        <source>Model</source>
+        <translation>模型</translation>
+    </message>
+    <message>
+        <source>The model that answers: size, quantization, draft and context</source>
+        <translation>回答所用的模型：大小、量化、草稿模型和上下文</translation>
+    </message>
+    <message>
+        <source>Where the model runs (applies after the current answer)</source>
+        <translation>模型运行的设备（当前回答结束后生效）</translation>
+    </message>
+    <message>
+        <source>Reasoning</source>
+        <translation>深度思考</translation>
+    </message>
+    <message>
+        <source>Documents</source>
+        <translation>文档</translation>
+    </message>
+    <message>
+        <source>Loading {0}…</source>
+        <translation>正在加载 {0}…</translation>
+    </message>
+    <message>
+        <source>Loading model…</source>
+        <translation>正在加载模型…</translation>
+    </message>
+    <message>
+        <source>No model loaded</source>
+        <translation>未加载模型</translation>
+    </message>
+    <message>
+        <source>Manage models…</source>
+        <translation>管理模型…</translation>
+    </message>
+    <message>
+        <source>draft on</source>
+        <translation>草稿模型开</translation>
+    </message>
+    <message>
+        <source>draft off</source>
+        <translation>草稿模型关</translation>
+    </message>
+    <message>
+        <source>{0} tokens</source>
+        <translation>{0} 词元</translation>
+    </message>
+</context>
+<context>
+    <name>WelcomePanel</name>
+    <message>
+        <source>Explain the Pythagorean theorem with a formula</source>
+        <translation>用公式解释勾股定理</translation>
+    </message>
+    <message>
+        <source>Write a Python function that tests for primes</source>
+        <translation>写一个判断质数的 Python 函数</translation>
+    </message>
+    <message>
+        <source>Give me three tips for a clear email</source>
+        <translation>给我三条写清楚邮件的建议</translation>
+    </message>
+    <message>
+        <source>Translate “Good morning” into French</source>
+        <translation>把“早上好”翻译成法语</translation>
+    </message>
+    <message>
+        <source>Welcome</source>
+        <translation>欢迎</translation>
+    </message>
+    <message>
+        <source>What can I help you with?</source>
+        <translation>有什么可以帮你？</translation>
+    </message>
+    <message>
+        <source>Try one of these:</source>
+        <translation>试试这些：</translation>
+    </message>
+    <message>
+        <source>Example prompt: {0}</source>
+        <translation>示例提示：{0}</translation>
+    </message>
+    <message>
+        <source>Everything runs on this computer. Answer from your own files with Documents, or add more models.</source>
+        <translation>一切都在本机运行。用“文档”根据你自己的文件回答，或添加更多模型。</translation>
+    </message>
+    <message>
+        <source>Add documents…</source>
+        <translation>添加文档…</translation>
+    </message>
+    <message>
+        <source>Add documents</source>
+        <translation>添加文档</translation>
+    </message>
+    <message>
+        <source>Add models…</source>
+        <translation>添加模型…</translation>
+    </message>
+    <message>
+        <source>Add models</source>
+        <translation>添加模型</translation>
+    </message>
+    <message>
+        <source>Loading model…</source>
+        <translation>正在加载模型…</translation>
+    </message>
+    <message>
+        <source>No model loaded</source>
+        <translation>未加载模型</translation>
+    </message>
+    <message>
+        <source>Choose or add one in Models…</source>
+        <translation>在“模型…”中选择或添加一个</translation>
+    </message>
+    <message>
+        <source>Loading {0}…</source>
+        <translation>正在加载 {0}…</translation>
+    </message>
+    <message>
+        <source>Size: {0}</source>
+        <translation>大小：{0}</translation>
+    </message>
+    <message>
+        <source>Quantization: {0}</source>
+        <translation>量化：{0}</translation>
+    </message>
+    <message>
+        <source>Context: {0} tokens</source>
+        <translation>上下文：{0} 词元</translation>
+    </message>
+    <message>
+        <source>Model: {0}</source>
+        <translation>模型：{0}</translation>
+    </message>
+    <message>
+        <source>draft on</source>
+        <translation>草稿模型开</translation>
+    </message>
+    <message>
+        <source>draft off</source>
+        <translation>草稿模型关</translation>
     </message>
 </context>
 </TS>
