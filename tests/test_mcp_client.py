@@ -157,5 +157,5 @@ def test_disabled_tools_are_not_offered(tmp_path) -> None:
 def test_a_broken_mcp_json_is_named(tmp_path, content) -> None:
     path = tmp_path / "mcp.json"
     path.write_text(content)
-    with pytest.raises(McpConfigError, match="mcp.json|'x'"):
+    with pytest.raises(McpConfigError, match=r"mcp\.json|'x'"):
         load_config(path)

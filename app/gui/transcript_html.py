@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from app.gui.docs_html import link_markers, sources_html
 from app.gui.markdown_render import MarkdownRenderer, Rendered
+from app.gui.tool_card import tool_card_html
 
 STATUS_NOTES = {"stopped": "Stopped", "interrupted": "Interrupted: the app closed while answering",
                 "failed": "Failed"}
@@ -25,6 +26,7 @@ class MessageView:
     thinking_open: bool = False
     sources: list[dict] | None = None  # Documents mode: the passages behind the answer
     sources_note: str = ""  # Documents mode: how the documents were given (whole, when they fit the context)
+    tool: dict | None = None  # a tool turn: the call as stored (its card is open when thinking_open)
 
 
 def transcript_html(messages: list[MessageView], renderer: MarkdownRenderer) -> tuple[str, list[str]]:
@@ -42,6 +44,8 @@ def transcript_html(messages: list[MessageView], renderer: MarkdownRenderer) -> 
 
 def message_html(message: MessageView, renderer: MarkdownRenderer, last_assistant: bool = False) -> Rendered:
     """One message's HTML (`last_assistant`: it gets the Regenerate link) and its code blocks (`copy:ID:N`)."""
+    if message.role == "tool":
+        return Rendered(tool_card_html(message.id, message.tool, message.content, message.thinking_open))
     if message.role == "user":
         text = html.escape(message.content).replace("\n", "<br>")
         return Rendered(f'<div style="margin:8px 0 2px 0"><b>You</b></div><div>{text}</div>'
