@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import threading
 
-import pytest
 from PySide6.QtCore import Qt, QUrl
 
 from app.engine import GenerationSettings
@@ -152,9 +151,3 @@ def test_the_tools_toggle_is_off_without_servers(qtbot, tmp_path) -> None:
     qtbot.addWidget(window)
     assert not window.tools.enabled and not window.tools.toggle.isEnabled() and window.tools.hub is None
 
-
-@pytest.fixture(autouse=True)
-def _stop_servers(request):
-    yield
-    for window in [w for w in request.node.funcargs.values() if isinstance(w, MainWindow)]:
-        window.tools.shutdown()
