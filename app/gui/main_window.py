@@ -576,7 +576,8 @@ class MainWindow(QMainWindow):
         """Write the current chat as Markdown."""
         lines = []
         for message in self.store.messages(self.chat_id) if self.chat_id is not None else []:
-            lines.append(f"**{'You' if message.role == 'user' else 'Assistant'}:**\n\n{message.content}\n")
+            role = {"user": "You", "tool": "Tool"}.get(message.role, "Assistant")
+            lines.append(f"**{role}:**\n\n{message.content}\n")
         path.write_text("\n".join(lines), encoding="utf-8")
 
     def _ask_export(self) -> None:
