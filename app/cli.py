@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="reason before answering (models with hybrid thinking)")
         think.add_argument("--no-think", dest="think", action="store_false", help="answer without reasoning")
     ask.add_argument("--docs", action="store_true", help="answer from your documents, with sources (cpmdesk docs add)")
+    ask.add_argument("--tools", action="store_true",
+                     help="let the model call the tools of the MCP servers in <data folder>/mcp.json; each call "
+                          "asks first on the terminal (y/N/always)")
     sub.add_parser("prepare", help="build the embedded default model if it is not there yet")
     from app.docs.cli import add_docs_parser
 
@@ -134,6 +137,8 @@ def _ask(args: argparse.Namespace) -> int:
     engine = _engine(args)
     if args.docs:
         return _ask_docs(engine, args)
+    if args.tools:
+        return _ask_tools(engine, args)
     _turn(engine, Conversation(system=args.system), args.prompt, args)
     return 0
 
@@ -147,6 +152,49 @@ def _ask_docs(engine, args: argparse.Namespace) -> int:
     sources = format_sources(answer)
     if sources:
         print(sources)
+    return 0
+
+
+def _ask_tools(engine, args: argparse.Namespace) -> int:
+    """`ask --tools`: the tool loop on the terminal; a server that fails is noted and the answer goes on."""
+    from app.engine import Conversation
+    from app.engine.conversation import Message
+    from app.engine.think_parser import Delta
+    from app.tools.mcp_client import McpHub
+    from app.tools.mcp_config import McpConfigError, config_path, load_config, remember_always
+    from app.tools.terminal import step_summary, terminal_approver
+    from app.tools.tool_loop import RoundHooks, ToolCatalog, ToolLoop, run_with_tools
+
+    try:
+        config = load_config()
+    except McpConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if not config.active():
+        print(f"note: no MCP server is configured in {config_path()}; answering without tools", file=sys.stderr)
+    hub = McpHub(config)
+    try:
+        tools, errors = hub.all_tools()
+        for message in errors.values():
+            print(f"note: {message}", file=sys.stderr)
+        catalog = ToolCatalog(tools)
+        loop = ToolLoop(catalog, lambda c: hub.call(c.server, c.tool, c.arguments), terminal_approver(),
+                        lambda server, tool: remember_always(config, server, tool))
+        printer = _TerminalPrinter()
+
+        def ended(_reply, _turn, steps) -> None:
+            for step in steps:
+                print(step_summary(step), file=sys.stderr)
+
+        conversation = Conversation(system=args.system, tools=catalog.functions())
+        conversation.messages.append(Message("user", args.prompt))
+        reply = run_with_tools(engine, conversation, _generation(engine, args), args.think, loop,
+                               RoundHooks(shown=lambda kind, text: printer(Delta(kind, text)), end=ended),
+                               threading.Event())
+    finally:
+        hub.close()
+    sys.stdout.write("\n")
+    print(f"[{reply.num_tokens} tokens, {reply.tokens_per_second:.1f} tok/s]", file=sys.stderr)
     return 0
 
 

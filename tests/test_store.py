@@ -41,7 +41,7 @@ def test_older_database_is_migrated_and_keeps_its_chats(tmp_path) -> None:
     assert [c.title for c in store.list_chats()] == ["From version 1"]
     store.set_setting("theme", "dark")
     assert store.get_setting("theme") == "dark"
-    assert store._run("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert store._run("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
 
 
 def test_chats_list_search_rename_delete(tmp_path) -> None:

@@ -32,10 +32,11 @@ class HeaderBar(QFrame):
     device_chosen = Signal(str)
     manage_models = Signal()
 
-    def __init__(self, reasoning: QCheckBox, documents: QCheckBox, parent: QWidget | None = None) -> None:
+    def __init__(self, reasoning: QCheckBox, documents: QCheckBox, tools: QCheckBox | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("HeaderBar")
-        self.reasoning, self.documents = reasoning, documents
+        self.reasoning, self.documents, self.tools = reasoning, documents, tools
         self.model_picker = PickerCombo()
         self.model_picker.setObjectName("ModelPicker")
         self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
@@ -55,6 +56,8 @@ class HeaderBar(QFrame):
         layout.addStretch(1)
         layout.addWidget(self.reasoning)
         layout.addWidget(self.documents)
+        if tools is not None:
+            layout.addWidget(tools)
         self._current: Path | None = None
         self._cards: list[ModelCard] = []
         self.retranslate()

@@ -27,6 +27,7 @@ from app.answer_limits import bounded, reload_changes
 from app.app_settings import AppSettings
 from app.engine import ChatEngine, GenerationSettings, split_think_switch
 from app.engine.devices import available_devices
+from app.gui.api_page import ApiPage, ApiSwitch
 from app.gui.appearance import apply_language, apply_theme, is_dark
 from app.gui.chat_list import ChatList
 from app.gui.composer import Composer
@@ -34,11 +35,13 @@ from app.gui.docs_mode import DocsMode
 from app.gui.header_bar import HeaderBar
 from app.gui.icons import icon
 from app.gui.markdown_render import MarkdownRenderer
+from app.gui.mcp_page import McpPage
 from app.gui.model_card import ModelCard, model_card
 from app.gui.model_manager import ModelManager
 from app.gui.privacy_page import PrivacyPage
 from app.gui.settings_dialog import SettingsDialog
 from app.gui.switch import Switch
+from app.gui.tool_mode import ToolMode
 from app.gui.transcript_html import MessageView
 from app.gui.transcript_view import Transcript
 from app.gui.welcome import WelcomePanel
@@ -85,6 +88,9 @@ class MainWindow(QMainWindow):
         self.models_dialog: ModelManager | None = None
         self.renderer = self._new_renderer()
         self.docs = DocsMode(self, store.path.parent / "docs.sqlite3")
+        self.tools = ToolMode(self, store.path.parent / "mcp.json")
+        self.api = ApiSwitch(store, self)  # `cpmdesk serve` in the window (Settings → API)
+        self.api.status.connect(self.statusBar().showMessage)
         self._build()
         QGuiApplication.styleHints().colorSchemeChanged.connect(self.on_color_scheme)
         self._follows_scheme = True
@@ -129,7 +135,7 @@ class MainWindow(QMainWindow):
         self.composer.setMaximumHeight(80)
         self.composer.submitted.connect(self.send)
         self.think_toggle = Switch(self.tr("Reasoning"))
-        self.header = HeaderBar(self.think_toggle, self.docs.toggle)
+        self.header = HeaderBar(self.think_toggle, self.docs.toggle, self.tools.toggle)
         self.header.model_chosen.connect(self.switch_model)
         self.header.device_chosen.connect(self.choose_device)
         self.header.manage_models.connect(self.open_models)
@@ -237,6 +243,7 @@ class MainWindow(QMainWindow):
         self.refresh_models()
         self._set_ready(True)
         self.composer.setFocus()
+        self.api.engine_changed(engine)
         self.model_ready.emit()
 
     def _show_model(self) -> None:
@@ -398,9 +405,14 @@ class MainWindow(QMainWindow):
                                                    if self.engine.supports_thinking else None)
         conversation = self.store.conversation(self.chat_id)
         self._bound_answer_length()
-        worker = (self.docs.worker(self.engine, self.chat_id, conversation, self.settings, think)
-                  if self.docs.enabled else
-                  GenerationWorker(self.engine, self.store, self.chat_id, conversation, self.settings, think))
+        if self.docs.enabled:
+            worker = self.docs.worker(self.engine, self.chat_id, conversation, self.settings, think)
+        elif self.tools.enabled:
+            worker = self.tools.worker(self.engine, self.store, self.chat_id, conversation, self.settings, think)
+            worker.round_started.connect(self._on_new_round)
+            worker.tool_stored.connect(self._render)
+        else:
+            worker = GenerationWorker(self.engine, self.store, self.chat_id, conversation, self.settings, think)
         self.worker = worker
         self._streaming = MessageView(worker.message_id, "assistant", "", status="streaming", thinking_open=True)
         worker.delta.connect(self._on_delta)
@@ -424,6 +436,11 @@ class MainWindow(QMainWindow):
                 view.thinking_open = False  # collapse the Thinking section once the answer starts
             view.content += text
         self._dirty = True
+
+    def _on_new_round(self, message_id: int) -> None:
+        """Tool results went back to the model: its next answer streams into a new message."""
+        self._streaming = MessageView(message_id, "assistant", "", status="streaming", thinking_open=True)
+        self._render()
 
     def _keep_unsaved(self, status: str) -> None:
         """The answer could not be written (disk full): keep it on screen and save it before the next send."""
@@ -486,6 +503,8 @@ class MainWindow(QMainWindow):
             return []
         views = []
         for message in self.store.messages(self.chat_id):
+            if message.tool_calls and not (message.content or message.reasoning):
+                continue  # an answer that only called tools: its cards follow
             if self._streaming is not None and message.id == self._streaming.id:
                 views.append(self._streaming)
                 continue
@@ -495,7 +514,7 @@ class MainWindow(QMainWindow):
             thinking = message.metrics.get("thinking_s")
             views.append(MessageView(message.id, message.role, message.content, message.reasoning, message.status,
                                      thinking, message.id in self._open_thinking, message.metrics.get("sources"),
-                                     message.metrics.get("note") or ""))
+                                     message.metrics.get("note") or "", message.metrics.get("tool")))
         return views
 
     def _render_if_dirty(self) -> None:
@@ -520,7 +539,7 @@ class MainWindow(QMainWindow):
             message = next((m for m in self.store.messages(self.chat_id) if m.id == int(arg)), None)
             if message is not None:
                 QGuiApplication.clipboard().setText(message.content)
-        elif action == "think":
+        elif action in ("think", "tool"):  # a Thinking section or a tool card opens and closes
             message_id = int(arg)
             if self._streaming is not None and self._streaming.id == message_id:
                 self._streaming.thinking_open = not self._streaming.thinking_open
@@ -539,8 +558,11 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> SettingsDialog:
         """Show the Settings dialog (non-modal); its OK applies and saves."""
+        tools = McpPage(self.tools.config_path)
+        tools.saved.connect(self.tools.reload)
         dialog = SettingsDialog(self.app_settings, available_devices(), self, model=self.model_folder,
-                                context=self.engine.context_tokens if self.engine is not None else None)
+                                context=self.engine.context_tokens if self.engine is not None else None,
+                                pages=[(self.tr("Tools (MCP)"), tools), (self.tr("API"), ApiPage(self.api))])
         dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
         dialog.privacy_requested.connect(self.open_privacy)
         dialog.show()
@@ -737,7 +759,8 @@ class MainWindow(QMainWindow):
         """Write the current chat as Markdown."""
         lines = []
         for message in self.store.messages(self.chat_id) if self.chat_id is not None else []:
-            lines.append(f"**{'You' if message.role == 'user' else 'Assistant'}:**\n\n{message.content}\n")
+            role = {"user": "You", "tool": "Tool"}.get(message.role, "Assistant")
+            lines.append(f"**{role}:**\n\n{message.content}\n")
         path.write_text("\n".join(lines), encoding="utf-8")
 
     def _ask_export(self) -> None:
@@ -756,6 +779,8 @@ class MainWindow(QMainWindow):
         if self.models_dialog is not None:
             self.models_dialog.shutdown()
         self.threads.wait_all()
+        self.tools.shutdown()
+        self.api.shutdown()
         super().closeEvent(event)
 
 

@@ -1,4 +1,4 @@
-"""Settings: system prompt, generation settings, device, theme and language."""
+"""Settings: system prompt, generation settings, device, theme and language; other pages (Tools, API) as tabs."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.answer_limits import max_new_tokens_limit
@@ -31,7 +34,7 @@ class SettingsDialog(QDialog):
     privacy_requested = Signal()
 
     def __init__(self, settings: AppSettings, devices: list[str], parent=None, model: Path | None = None,
-                 context: int | None = None) -> None:
+                 context: int | None = None, pages: list[tuple[str, QWidget]] | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(self.tr("Settings"))
         self._base, self._model = settings, model
@@ -66,7 +69,8 @@ class SettingsDialog(QDialog):
         for code, name in LANGUAGES.items():
             self.language.addItem(name, code)
         self.language.setCurrentIndex(max(0, self.language.findData(settings.language)))
-        form = QFormLayout(self)
+        general = QWidget()
+        form = QFormLayout(general)
         form.addRow(self.tr("System prompt"), self.system_prompt)
         form.addRow(self.tr("Max new tokens"), self.max_new_tokens)
         form.addRow("", self.max_tokens_hint)
@@ -88,7 +92,15 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(general, self.tr("General"))
+        self.pages = [page for _title, page in pages or []]
+        for title, page in pages or []:
+            self.tabs.addTab(page, title)
+        self.accepted.connect(lambda: [page.apply() for page in self.pages])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs)
+        layout.addWidget(buttons)
 
     def _bound_max_new_tokens(self) -> None:
         """Max new tokens at most what the context allows (the chosen context, else the loaded model's)."""

@@ -11,6 +11,7 @@ from PySide6.QtCore import QCoreApplication
 from app.gui.docs_html import link_markers, sources_html
 from app.gui.html_style import card_html, colours
 from app.gui.markdown_render import MarkdownRenderer, Rendered
+from app.gui.tool_card import tool_card_html
 from app.gui.tool_cards import call_card, result_card, split_tools
 
 STATUS_NOTES = {"stopped": "Stopped", "interrupted": "Interrupted: the app closed while answering",
@@ -35,6 +36,7 @@ class MessageView:
     thinking_open: bool = False
     sources: list[dict] | None = None  # Documents mode: the passages behind the answer
     sources_note: str = ""  # Documents mode: how the documents were given (whole, when they fit the context)
+    tool: dict | None = None  # a tool turn: the call as stored (its card is open when thinking_open)
 
 
 def transcript_html(messages: list[MessageView], renderer: MarkdownRenderer) -> tuple[str, list[str]]:
@@ -53,6 +55,9 @@ def transcript_html(messages: list[MessageView], renderer: MarkdownRenderer) -> 
 def message_html(message: MessageView, renderer: MarkdownRenderer, last_assistant: bool = False) -> Rendered:
     """One message's HTML (`last_assistant`: it gets the Regenerate link) and its code blocks (`copy:ID:N`)."""
     c = colours(renderer.dark)
+    if message.role == "tool":
+        return Rendered(tool_card_html(message.id, message.tool, message.content, message.thinking_open,
+                                       renderer.dark))
     tools = split_tools(message.content)
     cards = "".join([call_card(call, renderer.dark, _t("Tool call")) for call in tools.calls]
                     + [result_card(result, renderer.dark, _t("Tool result")) for result in tools.results])

@@ -38,6 +38,8 @@ class StoredMessage:
     reasoning: str
     status: str
     metrics: dict
+    tool_calls: list[dict] | None = None  # assistant: the calls it made (OpenAI form)
+    tool_call_id: str | None = None  # tool: the call this result answers
 
 
 class ChatStore:
@@ -193,6 +195,19 @@ class ChatStore:
         self._run("UPDATE messages SET content = ?, reasoning = ?, status = ?, metrics = ?, updated = ? WHERE id = ?",
                   (content, reasoning, status, json.dumps(metrics or {}), time.time(), message_id))
 
+    def set_tool_calls(self, message_id: int, calls: list[dict]) -> None:
+        """The tool calls an answer made (OpenAI form: id, type, function with name and arguments)."""
+        self._run("UPDATE messages SET tool_calls = ? WHERE id = ?", (json.dumps(calls) if calls else "", message_id))
+
+    def add_tool_result(self, chat_id: int, call_id: str, content: str, metrics: dict) -> int:
+        """A tool turn: the result of call `call_id` (what is shown of the call in `metrics`); returns its id."""
+        now = time.time()
+        cursor = self._run("INSERT INTO messages (chat_id, role, content, metrics, tool_call_id, created, updated) "
+                           "VALUES (?, 'tool', ?, ?, ?, ?, ?)", (chat_id, content, json.dumps(metrics), call_id, now,
+                                                                 now))
+        self._run("UPDATE chats SET updated = ? WHERE id = ?", (now, chat_id))
+        return int(cursor.lastrowid)
+
     def delete_messages_from(self, chat_id: int, message_id: int) -> None:
         """Remove a message and everything after it (regenerate, edit and resend), leaving none of their text in the
         database files."""
@@ -200,15 +215,17 @@ class ChatStore:
 
     def messages(self, chat_id: int) -> list[StoredMessage]:
         """A chat's messages in order."""
-        rows = self._run("SELECT id, role, content, reasoning, status, metrics FROM messages WHERE chat_id = ? "
-                         "ORDER BY id", (chat_id,)).fetchall()
-        return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        rows = self._run("SELECT id, role, content, reasoning, status, metrics, tool_calls, tool_call_id FROM messages "
+                         "WHERE chat_id = ? ORDER BY id", (chat_id,)).fetchall()
+        return [StoredMessage(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), json.loads(r[6]) if r[6] else None, r[7])
+                for r in rows]
 
     def conversation(self, chat_id: int) -> Conversation:
         """The chat as the engine takes it (partial answers included; failed ones left out)."""
         row = self._run("SELECT system_prompt FROM chats WHERE id = ?", (chat_id,)).fetchone()
-        messages = [Message(m.role, m.content, m.reasoning) for m in self.messages(chat_id)
-                    if m.status != "failed" and (m.content or m.role == "user")]
+        messages = [Message(m.role, m.content, m.reasoning, m.tool_calls, m.tool_call_id)
+                    for m in self.messages(chat_id)
+                    if m.status != "failed" and (m.content or m.tool_calls or m.role in ("user", "tool"))]
         return Conversation(system=row[0] if row else "", messages=messages)
 
 
