@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 DPI = 100
 FONT_SIZE = 11.0  # points, at DPI: close to the transcript's text
 CACHE_SIZE = 2000  # formulas kept (a few KB each)
+# matplotlib (its fonts, FreeType objects and caches) is process-wide and not thread-safe: every MathImages (one
+# per theme and screen scale, each warmed up on its own thread) typesets under this one lock.
+_MATPLOTLIB = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -36,14 +39,14 @@ class MathImage:
 
 
 class MathImages:
-    """Renders and caches formulas; thread-safe (one lock around matplotlib, which is not)."""
+    """Renders and caches formulas; thread-safe (one process-wide lock around matplotlib, which is not)."""
 
     def __init__(self, color: tuple[int, int, int] = (0, 0, 0), scale: float = 1.0) -> None:
         self.color = color
         self.scale = max(1.0, float(scale))  # typeset at DPI x scale for high-DPI screens
         self._images: OrderedDict[str, MathImage | None] = OrderedDict()
         self._by_key: dict[str, MathImage] = {}
-        self._lock = threading.Lock()
+        self._lock = _MATPLOTLIB
         self._parser = None
         self.renders = 0  # formulas typeset (cache misses), for tests and benchmarks
         self.ready = threading.Event()  # set once warm_up() has run
