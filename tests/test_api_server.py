@@ -291,13 +291,13 @@ def test_print_token_and_new_token_from_the_command_line(tmp_path) -> None:
 
 def test_other_addresses_need_asking_and_warn(capsys) -> None:
     from app.cli import build_parser
-    from app.server.cli import _listen
+    from app.server.cli import listen_socket
 
     assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
-    sock = _listen("0.0.0.0", 0)
+    sock = listen_socket("0.0.0.0", 0)
     sock.close()
     assert "WARNING: listening on 0.0.0.0" in capsys.readouterr().err
-    quiet = _listen("127.0.0.1", 0)
+    quiet = listen_socket("127.0.0.1", 0)
     quiet.close()
     assert capsys.readouterr().err == ""
 

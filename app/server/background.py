@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 
-from app.server.cli import LOOPBACK, _listen
+from app.server.cli import LOOPBACK, listen_socket
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
@@ -36,7 +36,7 @@ class BackgroundServer:
         from app.server.api import create_app
 
         self.stop()
-        sock = _listen(LOOPBACK, port)
+        sock = listen_socket(LOOPBACK, port)
         config = uvicorn.Config(create_app(engine, token, queue), log_config=None, access_log=False, http="h11",
                                 lifespan="on", timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)

@@ -46,7 +46,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     token, made = (new_token(), True) if args.new_token else load_token()
     try:
-        sock = _listen(args.host, args.port)
+        sock = listen_socket(args.host, args.port)
     except OSError as err:
         print(f"error: cannot listen on {args.host}:{args.port} ({err.strerror or err}); choose another with --port",
               file=sys.stderr)
@@ -72,7 +72,7 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen_socket(host: str, port: int) -> socket.socket:
     """A listening socket on host:port; warns on stderr when the address is not this machine's loopback."""
     family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     if not ipaddress.ip_address(address[0].split("%")[0]).is_loopback:
