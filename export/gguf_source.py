@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 _QWEN2_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
                 r"\s*[\r\n]+|\s+(?!\S)|\s+")
 _CONTROL = 3  # gguf TokenType.CONTROL
+_USER_DEFINED = 4  # gguf TokenType.USER_DEFINED: added tokens that are text, e.g. Qwen2.5's <tool_call>
 
 
 def gguf_to_hf(gguf_path: Path, out: Path, dtype_name: str = "float32") -> None:
@@ -127,6 +128,10 @@ def _byte_level_bpe(tokens: list[str], types: list[int], merges: list[tuple[str,
     control = [AddedToken(t, special=True, normalized=False) for t, kind in zip(tokens, types, strict=True)
                if kind == _CONTROL]
     tokenizer.add_special_tokens(control)
+    # kept in decoded text (not special) but matched whole, as upstream's added tokens are: without them a prompt's
+    # `<tool_call>` would be encoded as `<`, `tool`, `_call`, `>` while the model writes and was trained on one token
+    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False)
+                          for t, kind in zip(tokens, types, strict=True) if kind == _USER_DEFINED])
     return tokenizer
 
 

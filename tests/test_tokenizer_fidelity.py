@@ -124,3 +124,29 @@ def test_transformers_default_would_differ(text) -> None:
     default = AutoTokenizer.from_pretrained(MINICPM_CONFIG_DIR, trust_remote_code=False)
     fixed = load_tokenizer(MINICPM_CONFIG_DIR)
     assert default(text, add_special_tokens=False)["input_ids"] != fixed(text, add_special_tokens=False)["input_ids"]
+
+
+def test_gguf_text_tokens_are_matched_whole_and_kept_in_decoding(tmp_path) -> None:
+    """A GGUF's USER_DEFINED tokens (Qwen2.5's <tool_call>, </tool_call>) encode as one id each, as the model
+    writes them, and decode as text; CONTROL tokens stay special (dropped from decoded answers)."""
+    import openvino_genai as og
+    from tokenizers import pre_tokenizers
+
+    from export.gguf_source import _byte_level_bpe
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    tokens = [*alphabet, "<tool_call>", "</tool_call>", "<|im_end|>"]
+    types = [1] * len(alphabet) + [4, 4, 3]
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    _byte_level_bpe(tokens, types, [], "qwen2").save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|im_end|>", "pad_token": "<|im_end|>"}))
+    out = tmp_path / "ov"
+    out.mkdir()
+    write_openvino_tokenizers(load_tokenizer(folder), out)
+    tokenizer = og.Tokenizer(str(out))
+    call, end, im_end = (tokens.index(t) for t in ("<tool_call>", "</tool_call>", "<|im_end|>"))
+    ids = tokenizer.encode("<tool_call>x</tool_call>", add_special_tokens=False).input_ids.data[0].tolist()
+    assert ids == [call, tokens.index("x"), end]
+    assert tokenizer.decode([call, tokens.index("x"), end, im_end]) == "<tool_call>x</tool_call>"
