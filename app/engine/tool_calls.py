@@ -12,6 +12,12 @@ Hermes / Qwen write one JSON object per block: `<tool_call>{"name": …, "argume
 
 The parser holds back only text that may be the start of a marker, so chunks can split markers anywhere. A block
 that does not parse is reported as a MalformedCall carrying its raw text; it never raises.
+
+Some models (Qwen2.5-Coder among them, bench/RESULTS.md issue 21) answer a request for a tool with the call's JSON
+alone, without the markers. Given the names of the tools offered, the parser also takes an answer that is nothing
+but such JSON (one object, a list of them, or one per line, optionally in a ```json fence) naming offered tools as
+calls, as Ollama and llama.cpp do; an answer starting with `{`, `[` or a fence is then held back until it ends
+(up to BARE_LIMIT characters), and anything else is text as before.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ MINICPM_START, MINICPM_END = "<|tool_call_start|>", "<|tool_call_end|>"
 HERMES_START, HERMES_END = "<tool_call>", "</tool_call>"
 _PAIRS = {MINICPM_START: MINICPM_END, HERMES_START: HERMES_END}
 _JSON_NAMES = {"true": True, "false": False, "null": None}
+BARE_LIMIT = 16_000  # characters an unmarked JSON answer is held back before it is taken as text
+_BARE_STARTS = ("{", "[", "```")
 
 
 @dataclass(frozen=True)
@@ -56,13 +64,27 @@ Event = Text | ToolCall | MalformedCall
 class ToolCallParser:
     """Incremental: `feed(chunk)` returns the events the text so far settles; `finish()` the rest."""
 
-    def __init__(self) -> None:
+    def __init__(self, tool_names: frozenset[str] | set[str] | None = None) -> None:
         self._buffer = ""
         self._open: str | None = None  # the start marker of the block being read
+        self._names = frozenset(tool_names or ())
+        self._bare: bool | None = None if self._names else False  # holding a possible unmarked JSON call
 
     def feed(self, chunk: str) -> list[Event]:
         """Consume a chunk of answer text."""
         self._buffer += chunk
+        if self._bare is None:
+            head = self._buffer.lstrip()
+            if not head or any(s.startswith(head) for s in _BARE_STARTS if len(head) < len(s)):
+                return []
+            self._bare = head.startswith(_BARE_STARTS)
+        if self._bare:
+            if len(self._buffer) <= BARE_LIMIT:
+                return []
+            self._bare = False
+        return self._scan()
+
+    def _scan(self) -> list[Event]:
         events: list[Event] = []
         while self._buffer:
             if self._open is None:
@@ -87,7 +109,13 @@ class ToolCallParser:
 
     def finish(self) -> list[Event]:
         """The end of the answer: a block left open is parsed as it is (a model may stop before its end marker)."""
-        events: list[Event] = []
+        if self._bare is not False:
+            self._bare = False
+            calls = _bare_calls(self._buffer, self._names)
+            if calls:
+                self._buffer = ""
+                return list(calls)
+        events = self._scan()
         if self._open is not None:
             events.extend(_parse_block(self._open, self._buffer, ""))
         else:
@@ -105,10 +133,21 @@ class ParsedAnswer:
     malformed: list[MalformedCall]
 
 
-def parse_tool_calls(text: str) -> ParsedAnswer:
-    """Split a finished answer into text, calls and malformed blocks (the raw text of those kept in `content`)."""
-    parser = ToolCallParser()
+def parse_tool_calls(text: str, tool_names: frozenset[str] | set[str] | None = None) -> ParsedAnswer:
+    """Split a finished answer into text, calls and malformed blocks (the raw text of those kept in `content`);
+    with `tool_names`, an answer that is only unmarked JSON calls of those tools is calls too."""
+    parser = ToolCallParser(tool_names)
     return collect(parser.feed(text) + parser.finish())
+
+
+def offered_names(tools: list[dict]) -> frozenset[str]:
+    """The names of the tools offered, from OpenAI function definitions (or bare {"name": …} ones)."""
+    names = set()
+    for tool in tools:
+        function = tool.get("function", tool) if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            names.add(function["name"])
+    return frozenset(names)
 
 
 def collect(events: list[Event]) -> ParsedAnswer:
@@ -241,3 +280,28 @@ def _json_call(body: str) -> ToolCall:
     if not isinstance(arguments, dict):
         raise ValueError('"arguments" is not an object')
     return ToolCall(value["name"], arguments)
+
+
+def _bare_calls(text: str, names: frozenset[str]) -> list[ToolCall]:
+    """The calls of an answer that is nothing but JSON calls of the offered tools, else []."""
+    body = _strip_fence(text.strip())
+    try:
+        value = json.loads(body)
+        items = value if isinstance(value, list) else [value]
+    except json.JSONDecodeError:
+        items = []
+        for line in filter(None, (line.strip() for line in body.splitlines())):
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError:
+                return []
+    calls = []
+    for item in items:
+        try:
+            call = _json_call(json.dumps(item))
+        except ValueError:
+            return []
+        if call.name not in names:
+            return []
+        calls.append(call)
+    return calls

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.engine import ChatEngine, ContextOverflowError, EngineError
 from app.engine.model_defaults import model_defaults
-from app.engine.tool_calls import MalformedCall, ToolCall, parse_tool_calls
+from app.engine.tool_calls import MalformedCall, ToolCall, offered_names, parse_tool_calls
 from app.server import responses
 from app.server.auth import token_matches
 from app.server.chat_run import ChatRun, Failed, Finished, Piece, Started
@@ -117,7 +117,7 @@ class Api:
         message: dict = {"role": "assistant", "content": reply.answer}
         finish = finished.finish_reason
         if run.request.parse_tools:
-            parsed = parse_tool_calls(reply.answer)
+            parsed = parse_tool_calls(reply.answer, offered_names(run.request.conversation.tools))
             message["content"] = parsed.content or (None if parsed.calls else "")
             if parsed.calls:
                 message["tool_calls"] = [responses.tool_call_json(call) for call in parsed.calls]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from app.engine import ChatEngine, Delta, GenerationSettings, Reply
 from app.engine.model_defaults import Sampling as ModelSampling
-from app.engine.tool_calls import MalformedCall, Text, ToolCall, ToolCallParser
+from app.engine.tool_calls import MalformedCall, Text, ToolCall, ToolCallParser, offered_names
 from app.engine.tool_prompt import ToolTemplateError
 from app.server.protocol import ChatRequest, RequestError
 
@@ -59,7 +59,7 @@ class ChatRun:
         self.engine, self.request, self.defaults = engine, request, defaults
         self.cancel = threading.Event()
         self.events, self._loop = events, loop
-        self._tools = ToolCallParser() if request.parse_tools else None
+        self._tools = ToolCallParser(offered_names(request.conversation.tools)) if request.parse_tools else None
         self.prompt_tokens = 0
 
     def __call__(self) -> Finished:

@@ -124,12 +124,12 @@ class ToolLoop:
         self.max_rounds = max_rounds
         self.always = {(t.server, t.name) for t in catalog.by_name.values() if t.always_allowed}
         self.rounds = 0
-        self._parser = ToolCallParser()
+        self._parser = ToolCallParser(frozenset(self.catalog.by_name))
         self._events: list = []
 
     def begin(self) -> None:
         """A new answer starts."""
-        self._parser, self._events = ToolCallParser(), []
+        self._parser, self._events = ToolCallParser(frozenset(self.catalog.by_name)), []
         self.rounds += 1
 
     def feed(self, text: str) -> str:
