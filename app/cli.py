@@ -247,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("cpmdesk %s", args.command or "(window)")
     from app.default_model import DefaultModelError
     from app.engine import EngineError, ModelFolderError
+    from app.sqlite_schema import NewerSchemaError
 
     try:
         if args.command == "ask":
@@ -269,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             print(_model_folder(None))
             return 0
         return _start_app()
-    except (ModelFolderError, DefaultModelError, EngineError) as err:
+    except (ModelFolderError, DefaultModelError, EngineError, NewerSchemaError) as err:
         log.warning("cpmdesk %s failed: %s", args.command, err, exc_info=True)
         print(f"error: {err}", file=sys.stderr)
         return 2

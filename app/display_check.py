@@ -23,6 +23,8 @@ def display_problem() -> str | None:
     if sys.platform in ("win32", "darwin"):
         return None
     platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform and not platform.startswith(("xcb", "wayland")):
+        return None  # a platform that needs no display server (offscreen, vnc, eglfs…), chosen explicitly
     wayland, x11 = os.environ.get("WAYLAND_DISPLAY"), os.environ.get("DISPLAY")
     if platform.startswith("wayland") or (not platform and wayland and not x11):
         return None if wayland else "no Wayland display (WAYLAND_DISPLAY is not set)"

@@ -37,3 +37,15 @@ def test_package_names_follow_debian() -> None:
     assert debian_package("libxcb-cursor.so.0") == "libxcb-cursor0"
     assert debian_package("libxkbcommon-x11.so.0") == "libxkbcommon-x11-0"
     assert debian_package("libGL.so.1") == "libgl1"
+
+
+@pytest.mark.parametrize("platform", ["offscreen", "minimal", "vnc"])
+def test_a_platform_without_a_display_server_needs_none(monkeypatch, platform: str) -> None:
+    from app.display_check import display_problem
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", platform)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert display_problem() is None
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    assert "no display" in display_problem()
