@@ -209,6 +209,14 @@ def test_new_strings_in_simplified_chinese(qtbot, tmp_path, data_dir, restore_gl
     assert window.help_menu.title() == "帮助(&H)"
     assert window.transcript.accessibleName() == "对话内容"
     assert window.docs.toggle.text() == "文档" and window.think_toggle.text() == "深度思考"
+    assert window.tools.toggle.text() == "工具"
+    from app.gui.approval_dialog import ApprovalDialog
+    from app.tools.tool_loop import PendingCall
+
+    dialog = ApprovalDialog(PendingCall("c1", "get_time", "time", "get_time", {}), window)
+    assert (dialog.windowTitle(), dialog.allow_button.text(), dialog.deny_button.text()) == ("运行工具？", "允许一次",
+                                                                                            "拒绝")
+    dialog.deleteLater()
     window.new_chat()
     window.store.add_message(window.chat_id, "user", "你好")
     window.store.add_message(window.chat_id, "assistant", '<tool_call>{"name": "f", "arguments": {}}</tool_call>')

@@ -73,6 +73,9 @@ class HeaderBar(QFrame):
         self.reasoning.setAccessibleName(self.tr("Reasoning"))
         self.documents.setText(self.tr("Documents"))
         self.documents.setAccessibleName(self.tr("Documents"))
+        if self.tools is not None:
+            self.tools.setText(self.tr("Tools"))
+            self.tools.setAccessibleName(self.tr("Tools"))
         self.set_models(self._cards, self._current)
         self.updateGeometry()
 

@@ -4,6 +4,14 @@
 <context>
     <name>MainWindow</name>
     <message>
+        <source>Tools</source>
+        <translation>工具</translation>
+    </message>
+    <message>
+        <source>Let the model call the tools of your MCP servers (Settings → Tools); every call asks you first</source>
+        <translation>让模型调用你的 MCP 服务器中的工具（设置 → 工具）；每次调用前都会先征求你的同意</translation>
+    </message>
+    <message>
         <source>New chat</source>
         <translation>新对话</translation>
     </message>
@@ -310,6 +318,10 @@
 <context>
     <name>HeaderBar</name>
     <message>
+        <source>Tools</source>
+        <translation>工具</translation>
+    </message>
+    <message>
         <source>Device</source>
         <translation>设备</translation>
     </message>
@@ -455,6 +467,154 @@
     <message>
         <source>draft off</source>
         <translation>草稿模型关</translation>
+    </message>
+</context>
+<context>
+    <name>ApiPage</name>
+    <message>
+        <source>Serve the model to other apps (OpenAI-compatible API)</source>
+        <translation>向其他应用提供模型（OpenAI 兼容 API）</translation>
+    </message>
+    <message>
+        <source>Copy</source>
+        <translation>复制</translation>
+    </message>
+    <message>
+        <source>Renew</source>
+        <translation>更新</translation>
+    </message>
+    <message>
+        <source>Port (on 127.0.0.1)</source>
+        <translation>端口（127.0.0.1 上）</translation>
+    </message>
+    <message>
+        <source>Token</source>
+        <translation>令牌</translation>
+    </message>
+    <message>
+        <source>Other apps send it as 'Authorization: Bearer &lt;token&gt;'; the base URL is http://127.0.0.1:PORT/v1. Renew makes the old token stop working.</source>
+        <translation>其他应用以 'Authorization: Bearer &lt;token&gt;' 发送它；基础 URL 为 http://127.0.0.1:PORT/v1。更新后旧令牌即失效。</translation>
+    </message>
+</context>
+<context>
+    <name>ApprovalDialog</name>
+    <message>
+        <source>Run a tool?</source>
+        <translation>运行工具？</translation>
+    </message>
+    <message>
+        <source>The model wants to run &lt;b&gt;{0}&lt;/b&gt; from the MCP server &lt;b&gt;{1}&lt;/b&gt; with these arguments:</source>
+        <translation>模型想要运行 MCP 服务器 &lt;b&gt;{1}&lt;/b&gt; 的 &lt;b&gt;{0}&lt;/b&gt;，参数如下：</translation>
+    </message>
+    <message>
+        <source>Allow once</source>
+        <translation>允许一次</translation>
+    </message>
+    <message>
+        <source>Always for this tool</source>
+        <translation>此工具始终允许</translation>
+    </message>
+    <message>
+        <source>Deny</source>
+        <translation>拒绝</translation>
+    </message>
+</context>
+<context>
+    <name>McpPage</name>
+    <message>
+        <source>Server / tool</source>
+        <translation>服务器 / 工具</translation>
+    </message>
+    <message>
+        <source>Details</source>
+        <translation>详情</translation>
+    </message>
+    <message>
+        <source>Add…</source>
+        <translation>添加…</translation>
+    </message>
+    <message>
+        <source>Edit…</source>
+        <translation>编辑…</translation>
+    </message>
+    <message>
+        <source>Remove</source>
+        <translation>移除</translation>
+    </message>
+    <message>
+        <source>List tools</source>
+        <translation>列出工具</translation>
+    </message>
+    <message>
+        <source>Start the servers and ask them for their tools</source>
+        <translation>启动服务器并获取其工具列表</translation>
+    </message>
+    <message>
+        <source>Servers from {0}. Every tool call asks you first.</source>
+        <translation>服务器来自 {0}。每次调用工具前都会先征求你的同意。</translation>
+    </message>
+    <message>
+        <source>Asking the servers for their tools…</source>
+        <translation>正在向服务器获取工具…</translation>
+    </message>
+    <message>
+        <source>{0} tools from {1} servers; {2} could not be reached.</source>
+        <translation>来自 {1} 个服务器的 {0} 个工具；{2} 个无法连接。</translation>
+    </message>
+    <message>
+        <source>{0} tools from {1} servers.</source>
+        <translation>来自 {1} 个服务器的 {0} 个工具。</translation>
+    </message>
+    <message>
+        <source>Tools</source>
+        <translation>工具</translation>
+    </message>
+    <message>
+        <source>Cannot write {0}: {1}</source>
+        <translation>无法写入 {0}：{1}</translation>
+    </message>
+</context>
+<context>
+    <name>ServerDialog</name>
+    <message>
+        <source>MCP server</source>
+        <translation>MCP 服务器</translation>
+    </message>
+    <message>
+        <source>Command (stdio)</source>
+        <translation>命令（stdio）</translation>
+    </message>
+    <message>
+        <source>URL (streamable HTTP)</source>
+        <translation>URL（可流式 HTTP）</translation>
+    </message>
+    <message>
+        <source>Name</source>
+        <translation>名称</translation>
+    </message>
+    <message>
+        <source>Kind</source>
+        <translation>类型</translation>
+    </message>
+    <message>
+        <source>Command</source>
+        <translation>命令</translation>
+    </message>
+    <message>
+        <source>Environment</source>
+        <translation>环境变量</translation>
+    </message>
+    <message>
+        <source>URL</source>
+        <translation>URL</translation>
+    </message>
+    <message>
+        <source>Timeout per call</source>
+        <translation>每次调用超时</translation>
+    </message>
+    <message>
+        <source>Give the server a name of its own</source>
+        <translation>为服务器起一个独有的名称</translation>
     </message>
 </context>
 </TS>
