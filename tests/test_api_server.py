@@ -31,7 +31,8 @@ LONG = {"max_tokens": 4000, "extra_body": {"ignore_eos": True}}  # vLLM's ignore
 
 
 @pytest.fixture(scope="module")
-def smol_server(default_model, tmp_path_factory) -> Served:
+def smol_server(default_model, embedding_model, tmp_path_factory) -> Served:
+    """The default model served; the documents' embedding model is built first (the server lists what it finds)."""
     served = start_server(default_model, tmp_path_factory.mktemp("serve") / "smol.log", "--queue", "1")
     yield served
     served.stop()
