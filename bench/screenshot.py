@@ -9,10 +9,11 @@ model, SmolLM2-135M-Instruct int4, and the documents' embedding model; built the
   math-code.png  math and code: the user's message has the formulas, the model's answer the code
   dark.png       the same chat in the dark theme
   zh_CN.png      the window in 简体中文 (the welcome state)
-  tool-card.png  a tool call and its result as cards, then the model's answer: the assistant turn with the call
-                 is written by this script in the Hermes format (the default model is too small to call tools)
-                 and read by the engine's tool-call parser, the result is a <tool_response> turn; the answer
-                 after them is the model's
+  tool-card.png  a real tool call through the window's tool loop: Qwen2.5-Coder-1.5B-Instruct int4 (the export
+                 bench/tools.py caches in .cache/bench-tools/, or --tool-model FOLDER) calls mcp-server-time (PyPI),
+                 the approval dialog is answered "Allow once", and the call, its result card and the model's
+                 answer are shown. Without that model the card is skipped (the 135M default model cannot call tools)
+  tool-approval.png  that call's approval dialog (Allow once / Always for this tool / Deny)
   sources.png    Documents mode: the tests' corpus indexed, the model's answer with its sources card
 """
 
@@ -44,13 +45,11 @@ from tests.docs_corpus import write_corpus  # noqa: E402
 from tests.qt_wait import wait  # noqa: E402
 
 OUT = REPO / "resources" / "screenshots"
-TOOL_CALL = ('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n'
-             '</tool_call>')
-TOOL_RESULT = '<tool_response>\n{"city": "Paris", "temperature": 21, "sky": "clear", "wind_kmh": 8}\n</tool_response>'
+TOOL_MODEL = CACHE / "bench-tools" / "qwen2.5-coder-1.5b-instruct-int4"
 
 
-def shoot(window: MainWindow, name: str) -> None:
-    """Save the window as OUT/NAME.png (highest PNG compression)."""
+def shoot(window, name: str) -> None:
+    """Save the window (or a dialog) as OUT/NAME.png (highest PNG compression)."""
     QApplication.processEvents()
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.png"
@@ -69,6 +68,34 @@ def answer_again(window: MainWindow) -> None:
     """Answer the chat's last message (the model's turn after a tool result)."""
     window.regenerate()
     wait(lambda: not window.is_generating, 300)
+
+
+def tool_card(window: MainWindow, folder: Path) -> None:
+    """A real call: the tool model asks mcp-server-time, the dialog is answered Allow once, the card is opened."""
+    import json
+
+    from PySide6.QtCore import QUrl
+
+    config = window.tools.config_path
+    server = {"command": str(Path(sys.executable).parent / "mcp-server-time"),
+              "args": ["--local-timezone", "Europe/Paris"]}
+    config.write_text(json.dumps({"mcpServers": {"time": server}}))
+    window.tools.reload()
+    window.switch_model(folder)
+    wait(lambda: window.engine is not None and window.engine.folder == folder, 600)
+    window.new_chat()
+    window.tools.toggle.setChecked(True)
+    window.composer.setPlainText("What time is it in Tokyo right now?")
+    window.send()
+    wait(lambda: window.tools.dialog is not None and window.tools.dialog.isVisible(), 300)
+    shoot(window.tools.dialog, "tool-approval")  # the approval dialog, a window of its own
+    window.tools.dialog.allow_button.click()
+    wait(lambda: not window.is_generating, 300)
+    for message in window.store.messages(window.chat_id):
+        if message.role == "tool":
+            window._on_link(QUrl(f"tool:{message.id}"))  # open the card, as a click on it does
+    shoot(window, "tool-card")
+    window.tools.toggle.setChecked(False)
 
 
 def theme(window: MainWindow, name: str, language: str = "en") -> None:
@@ -104,15 +131,13 @@ def main() -> int:
     shoot(window, "zh_CN")
     theme(window, "light")
 
-    window.new_chat()
-    chat = window.chat_id
-    store.add_message(chat, "user", "What is the weather in Paris right now?")
-    store.rename_chat(chat, "What is the weather in Paris right now?")
-    store.add_message(chat, "assistant", TOOL_CALL)
-    store.add_message(chat, "user", TOOL_RESULT + "\nUse this result to answer my question in one sentence.")
-    window.select_chat(chat)
-    answer_again(window)
-    shoot(window, "tool-card")
+    tool_model = Path(sys.argv[sys.argv.index("--tool-model") + 1]) if "--tool-model" in sys.argv else TOOL_MODEL
+    if (tool_model / "manifest.json").is_file():
+        tool_card(window, tool_model)
+        window.switch_model(model)
+        wait(lambda: window.engine is not None and window.engine.folder == model, 300)
+    else:
+        print(f"tool-card.png skipped: no tool-calling model in {tool_model} (run bench/tools.py once)", flush=True)
 
     ensure_embedding_model()
     window.new_chat()

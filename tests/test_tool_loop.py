@@ -99,10 +99,10 @@ def test_always_is_remembered_for_that_tool_only(hub, catalog) -> None:
     asked = Asked(Decision.ALWAYS)
     loop = _loop(hub, catalog, asked)
     first, _ = _answer(loop, [TIME_CALL])
-    second, _ = _answer(loop, [TIME_CALL + TIME_CALL])
+    second, _ = _answer(loop, [TIME_CALL.replace("UTC", "Asia/Tokyo") + TIME_CALL.replace("UTC", "Europe/Paris")])
     steps = loop.resolve(first) + loop.resolve(second)
     assert len(asked.calls) == 1 and [s.outcome for s in steps] == ["allowed", "always", "always"]
-    assert all(json.loads(s.result.text)["timezone"] == "UTC" for s in steps)
+    assert [json.loads(s.result.text)["timezone"] for s in steps] == ["UTC", "Asia/Tokyo", "Europe/Paris"]
     saved = json.loads((hub.folder / "mcp.json").read_text())
     assert saved["mcpServers"]["time"]["alwaysAllow"] == ["get_current_time"]
     assert load_config(hub.folder / "mcp.json").servers["time"].always_allow == ["get_current_time"]  # next start
@@ -127,6 +127,22 @@ def test_a_model_that_keeps_calling_is_stopped(hub, catalog) -> None:
     for _ in range(MAX_ROUNDS):
         turn, _ = _answer(loop, [TIME_CALL])
     assert not loop.wants_another_round(turn)
+
+
+def test_the_same_call_again_is_not_run_or_asked_again(hub, catalog) -> None:
+    """A model that asks again for a result it has (Qwen2.5-Coder does) ends the answer instead of looping."""
+    asked = Asked(Decision.ALLOW_ONCE, Decision.ALLOW_ONCE)
+    loop = _loop(hub, catalog, asked)
+    first, _ = _answer(loop, [TIME_CALL])
+    [ran] = loop.resolve(first)
+    assert ran.outcome == "allowed" and loop.wants_another_round(first)
+    again, _ = _answer(loop, [TIME_CALL])
+    [repeat] = loop.resolve(again)
+    assert repeat.outcome == "repeated" and len(asked.calls) == 1 and not repeat.result.is_error
+    assert "already ran" in repeat.message().content and not loop.wants_another_round(again)
+    other, _ = _answer(loop, [TIME_CALL.replace("UTC", "Asia/Tokyo")])
+    [new] = loop.resolve(other)
+    assert new.outcome == "allowed" and len(asked.calls) == 2 and loop.wants_another_round(other)
 
 
 def test_a_cancelled_answer_asks_nothing(hub, catalog) -> None:

@@ -7,7 +7,8 @@ import json
 
 from app.gui.html_style import card_html, colours
 
-OUTCOMES = {"allowed": "allowed once", "always": "always allowed", "denied": "denied", "unknown": "no such tool"}
+OUTCOMES = {"allowed": "allowed once", "always": "always allowed", "denied": "denied", "unknown": "no such tool",
+            "repeated": "asked again; not run"}
 
 
 def tool_card_html(message_id: int, record: dict | None, result: str, expanded: bool, dark: bool = False) -> str:

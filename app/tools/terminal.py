@@ -31,7 +31,8 @@ def terminal_approver(answers: TextIO | None = None, out: TextIO | None = None) 
 
 def step_summary(step: ToolStep) -> str:
     """One line on stderr after a call: the tool, what the user chose and how it went."""
-    state = {"allowed": "ran", "always": "ran (always allowed)", "denied": "denied", "unknown": "no such tool"}
+    state = {"allowed": "ran", "always": "ran (always allowed)", "denied": "denied", "unknown": "no such tool",
+             "repeated": "asked again with the same arguments; not run"}
     note = state.get(step.outcome, step.outcome)
     if step.result.is_error and step.outcome in ("allowed", "always"):
         note += f", failed: {step.result.text.splitlines()[0] if step.result.text else ''}"

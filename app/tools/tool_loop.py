@@ -54,7 +54,8 @@ class PendingCall:
 
 @dataclass(frozen=True)
 class ToolStep:
-    """A call and what came of it: `outcome` is "allowed", "always" (allowed earlier), "denied" or "unknown"."""
+    """A call and what came of it: `outcome` is "allowed", "always" (allowed earlier), "denied", "unknown" or
+    "repeated" (the same call ran before in this answer: not run or asked about again)."""
 
     call: PendingCall
     outcome: str
@@ -126,6 +127,8 @@ class ToolLoop:
         self.rounds = 0
         self._parser = ToolCallParser(frozenset(self.catalog.by_name))
         self._events: list = []
+        self._made: set[str] = set()  # calls that ran in this answer, as _signature()s
+        self._only_repeats = False  # the last resolve() met only calls that had run before
 
     def begin(self) -> None:
         """A new answer starts."""
@@ -151,13 +154,26 @@ class ToolLoop:
         return AnswerTurn(content, calls, malformed), shown
 
     def wants_another_round(self, turn: AnswerTurn) -> bool:
-        """Whether the answer's calls go back to the model (it made some and MAX_ROUNDS is not reached)."""
-        return bool(turn.calls) and self.rounds < self.max_rounds
+        """Whether the answer's calls go back to the model: it made some, not only calls it had made before (a
+        model that asks again for a result it has is not asked once more), and MAX_ROUNDS is not reached."""
+        return bool(turn.calls) and not self._only_repeats and self.rounds < self.max_rounds
 
     def resolve(self, turn: AnswerTurn, cancel: threading.Event | None = None) -> list[ToolStep]:
         """Ask about and run each call in order; a denied, cancelled or unknown call runs nothing and the model is
         told so."""
-        return [self.step(call, cancel) for call in turn.calls]
+        steps = []
+        for call in turn.calls:
+            if _signature(call) in self._made:  # the same call with the same arguments ran before in this answer
+                log.info("tool call %s / %s asked again with the same arguments: not run", call.server, call.tool)
+                steps.append(ToolStep(call, "repeated", ToolResult(
+                    f"{call.name} already ran with these arguments; its result is above.", is_error=False)))
+                continue
+            step = self.step(call, cancel)
+            if step.outcome in ("allowed", "always"):
+                self._made.add(_signature(call))
+            steps.append(step)
+        self._only_repeats = bool(steps) and all(step.outcome == "repeated" for step in steps)
+        return steps
 
     def step(self, call: PendingCall, cancel: threading.Event | None = None) -> ToolStep:
         """One call: unknown, denied or run."""
@@ -186,6 +202,10 @@ class ToolLoop:
         log.info("tool call %s / %s: %s in %.2f s", call.server, call.tool, "error" if result.is_error else "ok",
                  time.monotonic() - started)
         return ToolStep(call, outcome, result, time.monotonic() - started)
+
+
+def _signature(call: PendingCall) -> str:
+    return f"{call.server}/{call.tool}:{json.dumps(call.arguments, sort_keys=True, ensure_ascii=False)}"
 
 
 @dataclass
