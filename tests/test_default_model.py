@@ -46,7 +46,7 @@ def test_ask_answers_a_factual_question(default_model, data_dir) -> None:
 
 def test_app_without_display_answers_in_the_terminal(default_model, data_dir) -> None:
     """`make run` on a machine without a display: the app starts the terminal chat on the default model."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     env["CPMDESK_DATA_DIR"] = str(data_dir)
     result = subprocess.run([sys.executable, "-m", "app"], input="What is the capital of France?\n",
                             capture_output=True, text=True, timeout=300, env=env)
