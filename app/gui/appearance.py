@@ -30,7 +30,8 @@ def apply_theme(app: QApplication, theme: str, scheme: Qt.ColorScheme | None = N
     the system's now). Returns the theme applied ("light" or "dark")."""
     name = effective_theme(theme, system_scheme() if scheme is None else scheme)
     c = colours(name == "dark")
-    app.setStyle("Fusion")
+    if app.style().name().lower() != "fusion":  # setting it again would re-polish every widget for nothing
+        app.setStyle("Fusion")
     palette = QPalette()
     roles = {QPalette.ColorRole.Window: c.window, QPalette.ColorRole.WindowText: c.text,
              QPalette.ColorRole.Base: c.base, QPalette.ColorRole.AlternateBase: c.window,
