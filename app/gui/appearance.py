@@ -45,8 +45,11 @@ def apply_theme(app: QApplication, theme: str, scheme: Qt.ColorScheme | None = N
         palette.setColor(role, QColor(colour))
     for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
         palette.setColor(QPalette.ColorGroup.Disabled, role, QColor(c.muted))
-    app.setPalette(palette)
-    app.setStyleSheet(style_sheet(c))
+    if app.palette() != palette:
+        app.setPalette(palette)
+    sheet = style_sheet(c)
+    if app.styleSheet() != sheet:  # each change re-polishes every widget of the app
+        app.setStyleSheet(sheet)
     return name
 
 
