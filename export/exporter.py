@@ -17,7 +17,13 @@ from export.draft import DraftRequest, export_draft, resolve_draft
 from export.errors import ExportError, OutputExistsError, ValidationFailedError
 from export.manifest import folder_sizes, tool_versions, write_manifest
 from export.preflight import ModelFacts, check_disk, estimate_export_bytes, inspect_folder, inspect_gguf
-from export.settings import AGREEMENT_THRESHOLDS, Quantization
+from export.settings import (
+    AGREEMENT_THRESHOLDS,
+    EXACT_PROPERTIES,
+    TERNARY_AGREEMENT,
+    TERNARY_MAX_LOGIT_DIFF,
+    Quantization,
+)
 from export.source import Source, resolve_source
 from export.sparse_attention import apply_for_export, resolve_for_export
 from export.tensor_reader import safetensors_files
@@ -44,6 +50,8 @@ class ExportRequest:
 def run_export(request: ExportRequest, log: Log = print) -> dict:
     """Export and validate; returns the manifest. Raises ExportError with a one-line fix on bad input."""
     started = time.monotonic()
+    if request.quant.int4_head and request.backend == "optimum":
+        raise ExportError("--int4-head is built by the streaming backend only; leave out --backend optimum")
     out = request.out.expanduser().resolve()
     _check_output(out, request.force)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +68,7 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
         staging.mkdir()
         log("[2/5] Checking the model")
         ir_dir = staging / "ir"
+        ternary = None  # the manifest's `ternary` entry (streaming backend only)
         if request.backend == "optimum":
             hf_dir, facts, reference = _prepare(source, request, staging / "work", log)
             log(f"[3/5] Converting to OpenVINO IR ({request.quant.weight_format}, optimum-intel)")
@@ -77,6 +86,7 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
             model = convert_streaming(source.path, model_type, ir_dir, request.quant, staging / "work", log)
             log("[4/5] Validating the IR against the source model (NumPy reference)")
             validation = _validate_streaming(ir_dir, model, request.quant.weight_format)
+            ternary = _ternary_entry(model, request.quant)
         log(f"      top-1 agreement {validation.top1_agreement:.1%} (needs {validation.threshold:.0%}), "
             f"in top-5 {validation.top5_containment:.1%}, max |Δlogit| {validation.max_abs_logit_diff:.4f}, "
             f"tokenizer match {validation.tokenizer_match}")
@@ -91,6 +101,8 @@ def run_export(request: ExportRequest, log: Log = print) -> dict:
             "export_seconds": round(time.monotonic() - started, 1),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        if ternary:
+            manifest["ternary"] = ternary
         if not validation.passed:
             raise ValidationFailedError(
                 f"The exported IR does not match the source model (top-1 agreement {validation.top1_agreement:.1%}, "
@@ -231,14 +243,33 @@ def _folder_facts(model: ModelFacts) -> dict:
 
 
 def _validate_streaming(ir_dir: Path, model, weight_format: str):
-    """Validation without torch: the NumPy reference over the source's own weights."""
+    """Validation without torch: the NumPy reference over the source's own weights.
+
+    A model whose linear weights are all ternary is stored without loss: it is run with f32 activations and no
+    dynamic quantization, and must agree with its fake-quantized source within rounding (TERNARY_* settings).
+    """
     from export.numpy_reference import NumpyReference
     from export.tokenizer import load_tokenizer
     from export.validate import validate_ir
 
     tokenizer = load_tokenizer(model.tokenizer_dir)
-    return validate_ir(ir_dir, tokenizer, NumpyReference(model.spec, model.reader).logits,
-                       AGREEMENT_THRESHOLDS[weight_format])
+    reference = NumpyReference(model.spec, model.reader).logits
+    if model.ternary and len(model.ternary) == len(model.linear_names()):
+        return validate_ir(ir_dir, tokenizer, reference, TERNARY_AGREEMENT[weight_format],
+                           TERNARY_MAX_LOGIT_DIFF[weight_format], EXACT_PROPERTIES)
+    return validate_ir(ir_dir, tokenizer, reference, AGREEMENT_THRESHOLDS[weight_format])
+
+
+def _ternary_entry(model, quant: Quantization) -> dict | None:
+    """The manifest's `ternary` entry of a streaming export (None when no weight was ternary)."""
+    from export.ternary import summarize
+
+    if not model.ternary:
+        return None
+    entry = summarize(model.ternary, len(model.linear_names()), quant.ternary)
+    if model.head_scale is not None:
+        entry["shared_head"] = True  # the tied head is the stored embedding (export/streaming.py build_ir)
+    return entry
 
 
 def _hf_reference(folder: Path, params: int, trust_remote_code: bool = False):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from export.errors import ExportError
 from export.model_spec import DecoderSpec, decoder_spec
 from export.settings import Quantization
 from export.tensor_reader import GGUFTensorReader, TensorReader, open_reader, read_tensor
+from export.ternary import TernaryLayout, compress_ternary, detect_ternary, stored_bytes
 from export.weight_compression import (
     StoredFormat,
     Transform,
@@ -49,6 +50,13 @@ class StreamingModel:
     reader: TensorReader
     spec: DecoderSpec
     tokenizer_dir: Path  # Hugging Face tokenizer files (the folder itself, or rebuilt from a GGUF)
+    ternary: dict[str, TernaryLayout] = field(default_factory=dict)  # linear weights stored as ternary (build_ir)
+    head_scale: float | None = None  # the tied head is the stored embedding, h scaled by this (build_ir)
+
+    def shares_scaled_head(self) -> bool:
+        """Whether a tied head with muP factors can be the stored embedding (ternary exports, see build_ir)."""
+        spec = self.spec
+        return bool(self.ternary) and spec.tied and not spec.head_shares_embedding and not self.reader.has(HEAD)
 
     def linear_names(self) -> list[str]:
         """Every decoder-layer matmul weight, in build order."""
@@ -80,6 +88,7 @@ class FormatPlan:
 
     quant: Quantization
     backup: set[str] = field(default_factory=set)  # linear weights kept in int8 by --ratio
+    ternary: dict[str, TernaryLayout] = field(default_factory=dict)  # stored as ternary codes (export/ternary.py)
 
     def format_for(self, name: str, columns: int) -> StoredFormat:
         """The stored format of one weight."""
@@ -88,7 +97,7 @@ class FormatPlan:
             return StoredFormat(fmt)
         if fmt == "int8":
             return StoredFormat("int8_sym" if self.quant.sym else "int8_asym")
-        if name in (EMBEDDING, HEAD) or name in self.backup:
+        if name == EMBEDDING or (name == HEAD and not self.quant.int4_head) or name in self.backup:
             return StoredFormat("int8_asym")
         group = adjusted_group(columns, self.quant.group_size)
         if group is None or columns % 2:
@@ -102,11 +111,11 @@ def plan_formats(model: StreamingModel, quant: Quantization, transforms: dict[st
     NNCF ranks every matmul weight by 1 / (its int8 error) and puts weights in 4 bits, most sensitive first,
     until `ratio` of the parameters are 4-bit. That needs one pass over the weights before the build.
     """
-    plan = FormatPlan(quant)
+    plan = FormatPlan(quant, ternary=find_ternary(model, quant, log))
     if quant.weight_format != "int4" or quant.ratio >= 1.0:
         return plan
     log(f"      ranking weights for --ratio {quant.ratio} (one extra pass over the weights)")
-    names = model.linear_names()
+    names = [name for name in model.linear_names() if name not in plan.ternary]
     scores, sizes = [], []
     for name in names:
         shape = model.reader.shape(name)
@@ -122,6 +131,26 @@ def plan_formats(model: StreamingModel, quant: Quantization, transforms: dict[st
         in_four_bit += sizes[index]
     plan.backup = set(names) - chosen
     return plan
+
+
+def find_ternary(model: StreamingModel, quant: Quantization, log: Log) -> dict[str, TernaryLayout]:
+    """The linear weights that are ternary fake-quantized, with their scale layouts (none with --ternary off).
+
+    Ordinary weights are refused after their first rows; a ternary model's weights are read once in full.
+    """
+    if quant.ternary == "off":
+        return {}
+    found = {}
+    names = model.linear_names()
+    for name in names:
+        layout = detect_ternary(lambda a, b, n=name: model.reader.rows(n, a, b), model.reader.shape(name))
+        if layout is not None:
+            found[name] = layout
+    if found:
+        kinds = sorted({layout.describe() for layout in found.values()})
+        log(f"      ternary weights: {len(found)}/{len(names)} linear tensors ({', '.join(kinds)}), stored "
+            f"losslessly as {quant.ternary} codes with their exact scales")
+    return found
 
 
 def mup_transforms(model: StreamingModel) -> dict[str, Transform]:
@@ -168,6 +197,10 @@ class StreamedWeights:
         """A compressed [out, in] weight."""
         source = self.head_source if name == HEAD else name
         shape = self.model.reader.shape(source)
+        layout = self.plan.ternary.get(name)
+        if layout is not None:
+            return compress_ternary(lambda a, b: self.model.reader.rows(source, a, b), shape, layout,
+                                    self.plan.quant.ternary, self.store, name, self.transforms.get(name))
         fmt = self.plan.format_for(name, shape[1])
         if self.awq and name.endswith("mlp.up_proj.weight"):
             self._apply_awq(name, fmt)
@@ -183,8 +216,8 @@ class StreamedWeights:
         """
         down_name = up_name.replace("up_proj", "down_proj")
         down_shape = self.model.reader.shape(down_name)
-        if self.plan.format_for(down_name, down_shape[1]).bits != 4:
-            return
+        if self.plan.format_for(down_name, down_shape[1]).bits != 4 or {up_name, down_name} & set(self.plan.ternary):
+            return  # ternary weights keep their exact values
         down_before = self.transforms.get(down_name)
         means = column_mean_abs(lambda a, b: self.model.reader.rows(down_name, a, b), down_shape, down_before)
         scale = np.float32(1.0) / np.maximum(means, np.finfo(np.float32).eps)  # NNCF's f32 arithmetic, step by step
@@ -218,6 +251,11 @@ def build_ir(model: StreamingModel, out: Path, quant: Quantization, scratch: Pat
     transforms = mup_transforms(model)
     with nncf_reference_quantizer():
         plan = plan_formats(model, quant, transforms, log)
+    model.ternary = plan.ternary
+    # A ternary export has no optimum-intel twin to match bit for bit: a tied MiniCPM head is stored once (the
+    # scaled embedding) instead of as its own int8 copy, which at 0.5B is 75 MB, a third of the ternary IR.
+    if model.shares_scaled_head() and not quant.int4_head:  # an int4 head is its own constant
+        model.head_scale = model.spec.logit_scale / model.spec.emb_scale
     store = ConstantStore(scratch, scratch_capacity(model, quant))
     process = psutil.Process()
     try:
@@ -228,7 +266,9 @@ def build_ir(model: StreamingModel, out: Path, quant: Quantization, scratch: Pat
                 log(f"      layer {layer + 1}/{model.spec.layers} ({store.used / 2**30:.2f} GiB written, "
                     f"{process.memory_info().rss / 2**30:.2f} GiB in memory)")
 
-            graph = build_decoder(model.spec, weights, progress)
+            # an int4 head is its own constant: a tied embedding keeps int8 for the lookup
+            spec = replace(model.spec, tied=False) if quant.int4_head else model.spec
+            graph = build_decoder(spec, weights, progress, head_scale=model.head_scale)
             for key, value in runtime_options(quant).items():
                 graph.set_rt_info(value, ["runtime_options", key])
             graph.set_rt_info("cpmdesk-streaming", ["cpmdesk", "exporter"])
@@ -250,8 +290,12 @@ def scratch_capacity(model: StreamingModel, quant: Quantization) -> int:
     spec, total = model.spec, 0
     for name in model.reader.names():
         shape = model.reader.shape(name)
+        if name in model.ternary:
+            total += stored_bytes(shape, model.ternary[name], quant.ternary) + 4096
+            continue
         total += int(np.prod(shape)) * (4 if len(shape) == 1 else per_value) + 4096
-    if model.reader.has(EMBEDDING) and not model.reader.has(HEAD) and not spec.head_shares_embedding:
+    own_head = quant.int4_head or not spec.head_shares_embedding
+    if model.reader.has(EMBEDDING) and not model.reader.has(HEAD) and own_head:
         total += spec.vocab * spec.hidden * per_value  # the head's own copy of the scaled embedding
     return int(total * 1.05) + (64 << 20)
 

@@ -51,6 +51,7 @@ class ValidationResult:
     tokenizer_match: bool
     passed: bool
     layer_ranges: int = 1  # the IR was run this many slices of layers at a time (large models)
+    max_logit_diff_limit: float | None = None  # lossless (ternary) exports: max |Δlogit| allowed
 
     def describe(self) -> dict:
         """The manifest's `validation` entry."""
@@ -71,11 +72,13 @@ _ROWS = 128
 Reference = Callable[[list[list[int]]], list[np.ndarray]]  # prompts' ids -> logits [N, vocab] each
 
 
-def validate_ir(ir_dir: Path, hf_tokenizer, reference: Reference, threshold: float) -> ValidationResult:
+def validate_ir(ir_dir: Path, hf_tokenizer, reference: Reference, threshold: float,
+                max_logit_diff: float | None = None, properties: dict | None = None) -> ValidationResult:
     """Compare the IR with `reference` on the fixed prompts.
 
     The reference runs first and its logits are kept, so the source model and the compiled IR are never in
-    memory together; a large IR runs a range of layers at a time (export/layer_ranges.py).
+    memory together; a large IR runs a range of layers at a time (export/layer_ranges.py). With
+    `max_logit_diff` the logits must also be that close (lossless exports); `properties` go to compile_model.
     """
     import openvino as ov
     import openvino_tokenizers  # noqa: F401 - registers the tokenizer ops
@@ -87,7 +90,7 @@ def validate_ir(ir_dir: Path, hf_tokenizer, reference: Reference, threshold: flo
     tokenizer_match = all(ov_tokenize(tokenizer, text) == ids for text, ids in zip(PROMPTS, prompts, strict=True))
     del tokenizer
     agree, in_top5, total, max_diff = 0, 0, 0, 0.0
-    got_all, ranges = ranged_logits(core, ir_dir / "openvino_model.xml", prompts)
+    got_all, ranges = ranged_logits(core, ir_dir / "openvino_model.xml", prompts, properties=properties)
     for ids, want, got in zip(prompts, wanted, got_all, strict=True):
         for start in range(0, len(ids), _ROWS):  # a few rows at a time: a long prompt's logits are ~0.3 GB
             rows = slice(start, start + _ROWS)
@@ -99,8 +102,11 @@ def validate_ir(ir_dir: Path, hf_tokenizer, reference: Reference, threshold: flo
         total += len(ids)
     agreement, containment = agree / total, in_top5 / total
     passed = agreement >= threshold and containment >= TOP5_THRESHOLD and tokenizer_match
-    return ValidationResult(len(PROMPTS), total, round(agreement, 4), round(containment, 4), round(max_diff, 4),
-                            threshold, tokenizer_match, passed, ranges)
+    if max_logit_diff is not None:
+        passed = passed and max_diff <= max_logit_diff
+    diff = round(max_diff, 4) if max_logit_diff is None else float(f"{max_diff:.3g}")  # lossless: the digits
+    return ValidationResult(len(PROMPTS), total, round(agreement, 4), round(containment, 4), diff, threshold,
+                            tokenizer_match, passed, ranges, max_logit_diff)
 
 
 def torch_reference(model) -> Reference:

@@ -81,11 +81,12 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # GUI tests drive real windows without a display
 
 
-def _cached_build(name: str, build: Callable[[Path], object]) -> Path:
-    """Build into .cache/test-models/<MODEL_KEY>/<name> once; a marker file says the build finished."""
-    folder = MODELS / name
+def _cached_build(name: str, build: Callable[[Path], object], root: Path = MODELS) -> Path:
+    """Build into `root`/<name> (.cache/test-models/<MODEL_KEY> unless told) once; a marker file says the build
+    finished."""
+    folder = root / name
     marker = folder / ".complete"
-    with open(MODELS / f"{name}.lock", "w") as lock, exclusive_lock(lock):  # test runs sharing .cache wait
+    with open(root / f"{name}.lock", "w") as lock, exclusive_lock(lock):  # test runs sharing .cache wait
         if not marker.is_file():
             shutil.rmtree(folder, ignore_errors=True)
             build(folder)
@@ -110,6 +111,17 @@ def tiny_minicpm() -> Path:
     """MiniCPM4-0.5B's real config scaled down (muP, LongRoPE kept) with the real tokenizer, trained briefly."""
     needs_shared()
     return _cached_build("tiny-minicpm", lambda p: model_builders.build_tiny_minicpm(p, steps=80))
+
+
+@pytest.fixture(scope="session")
+def tiny_tool_llama() -> Path:
+    """A 0.5M-parameter Llama trained here to call mcp-server-time's get_current_time in the Hermes / Qwen format
+    (tests/tool_model.py); keyed by its own code, so a change to it retrains it alone."""
+    from tests import tool_model
+
+    key = code_key(("tests/tool_model.py", *BUILDER_SOURCES), BUILDER_PACKAGES)
+    root = keyed_cache(CACHE / "test-tool-models", key)
+    return _cached_build("tiny-tool-llama", tool_model.build_tiny_tool_llama, root)
 
 
 @pytest.fixture(scope="session")

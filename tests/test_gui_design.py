@@ -210,6 +210,10 @@ def test_new_strings_in_simplified_chinese(qtbot, tmp_path, data_dir, restore_gl
     assert window.transcript.accessibleName() == "对话内容"
     assert window.docs.toggle.text() == "文档" and window.think_toggle.text() == "深度思考"
     assert window.tools.toggle.text() == "工具"
+    assert window.docs.report_action.text() == "撰写报告…"
+    report = window.docs.open_report()
+    assert (report.windowTitle(), report.write_button.text()) == ("撰写报告", "撰写")
+    report.close()
     from app.gui.approval_dialog import ApprovalDialog
     from app.tools.tool_loop import PendingCall
 
@@ -271,3 +275,15 @@ def test_tool_calls_and_results_are_cards() -> None:
     assert "Let me look." in html
     plain, _ = transcript_html([MessageView(4, "assistant", "No tools here <b>.")], MarkdownRenderer())
     assert "Tool call" not in plain
+
+
+def test_thinking_section_only_when_there_is_reasoning() -> None:
+    streaming = MessageView(1, "assistant", "The answer", status="streaming", thinking_open=True)
+    html, _ = transcript_html([streaming], MarkdownRenderer())
+    assert "Thinking" not in html and "The answer" in html, "Reasoning off: no Thinking placeholder"
+    thinking = replace(streaming, content="", reasoning="Let me see")
+    html, _ = transcript_html([thinking], MarkdownRenderer())
+    assert "▾ Thinking…" in html and "Let me see" in html
+    done = replace(thinking, content="The answer", status="done", thinking_s=1.5, thinking_open=False)
+    html, _ = transcript_html([done], MarkdownRenderer())
+    assert "▸ Thought for 1.5 s" in html and "Let me see" not in html

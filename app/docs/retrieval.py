@@ -54,14 +54,20 @@ def keyword_query(question: str) -> str:
     return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
 
 
+def within(path: str, paths: tuple[str, ...]) -> bool:
+    """Whether `path` is one of `paths` or lies in a folder among them."""
+    return any(path == p or path.startswith(p.rstrip("/\\") + ("\\" if "\\" in p else "/")) for p in paths)
+
+
 def _approx_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
 def retrieve(store: DocStore, embedder: Embedder, question: str, top_k: int = 4, token_budget: int = 1200,
              count_tokens: Callable[[str], int] = _approx_tokens, min_cosine: float = MIN_COSINE,
-             reranker: Reranker | None = None) -> list[Passage]:
-    """The best passages for `question`, at most `top_k` and `token_budget` tokens; [] when none is relevant."""
+             reranker: Reranker | None = None, paths: tuple[str, ...] | None = None) -> list[Passage]:
+    """The best passages for `question`, at most `top_k` and `token_budget` tokens; [] when none is relevant.
+    `paths`: only passages of these files, or of files under these folders."""
     ids, matrix = store.vectors()
     if len(ids) == 0:
         return []
@@ -82,7 +88,9 @@ def retrieve(store: DocStore, embedder: Embedder, question: str, top_k: int = 4,
         return cosine >= min_cosine or (chunk_id in top_keywords and cosine >= MIN_COSINE_KEYWORD)
 
     ranked = sorted((c for c in fused if c in position and relevant(c)), key=lambda c: -fused[c])
-    rows = store.chunks_by_id(ranked[: top_k * 3])
+    rows = store.chunks_by_id(ranked if paths else ranked[: top_k * 3])  # filtering by path needs every row
+    if paths:
+        ranked = [c for c in ranked if c in rows and within(rows[c].path, paths)]
     ranked = [c for c in ranked[: top_k * 3] if c in rows]
     scores = {c: fused[c] for c in ranked}
     if reranker is not None and ranked:

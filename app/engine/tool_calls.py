@@ -111,7 +111,7 @@ class ToolCallParser:
         """The end of the answer: a block left open is parsed as it is (a model may stop before its end marker)."""
         if self._bare is not False:
             self._bare = False
-            calls = _bare_calls(self._buffer, self._names)
+            calls = bare_calls(self._buffer, self._names)
             if calls:
                 self._buffer = ""
                 return list(calls)
@@ -282,8 +282,9 @@ def _json_call(body: str) -> ToolCall:
     return ToolCall(value["name"], arguments)
 
 
-def _bare_calls(text: str, names: frozenset[str]) -> list[ToolCall]:
-    """The calls of an answer that is nothing but JSON calls of the offered tools, else []."""
+def bare_calls(text: str, names: frozenset[str] | set[str]) -> list[ToolCall]:
+    """The calls of a text that is nothing but JSON calls of the offered tools (perhaps in a code fence), else []:
+    how an answer without `<tool_call>` markers is read (bench/tools.py scores its lenient figures with it too)."""
     body = _strip_fence(text.strip())
     try:
         value = json.loads(body)

@@ -13,6 +13,7 @@ from app.docs.library import DocsLibrary
 from app.gui.docs_dialog import DocumentsDialog
 from app.gui.docs_workers import DocsGenerationWorker
 from app.gui.passage_dialog import PassageDialog
+from app.gui.report_dialog import ReportDialog
 from app.gui.switch import Switch
 
 
@@ -31,6 +32,9 @@ class DocsMode(QObject):
         self.toggle.toggled.connect(self._on_toggled)
         self.action = QAction(window.tr("Documents…"), window)
         self.action.triggered.connect(self.open_dialog)
+        self.report_dialog: ReportDialog | None = None
+        self.report_action = QAction(window.tr("Write a report…"), window)
+        self.report_action.triggered.connect(self.open_report)
         if db_path.exists():
             QTimer.singleShot(0, self.resume)
 
@@ -59,6 +63,15 @@ class DocsMode(QObject):
         dialog.show()
         dialog.raise_()
         return dialog
+
+    def open_report(self) -> ReportDialog:
+        """Show Write a report (non-modal): a report on a topic from the documents, written off the UI thread."""
+        if self.report_dialog is None:
+            self.report_dialog = ReportDialog(self.library, self.window.threads, lambda: self.window.engine,
+                                              self.db_path.parent, self.window)
+        self.report_dialog.show()
+        self.report_dialog.raise_()
+        return self.report_dialog
 
     def resume(self) -> int:
         """Index in the background whatever an earlier session left queued; returns how many files."""
@@ -92,6 +105,11 @@ class DocsMode(QObject):
         return self.passage_dialog
 
     @property
+    def is_writing_report(self) -> bool:
+        """A report is being written now."""
+        return self.report_dialog is not None and self.report_dialog.is_writing
+
+    @property
     def is_indexing(self) -> bool:
         """Files are being indexed now."""
         return self.dialog is not None and self.dialog.is_indexing
@@ -101,6 +119,11 @@ class DocsMode(QObject):
         """Close the index and drop the embedder before Privacy & data deletes them; the next use opens anew."""
         if key not in ("docs_index", "embedding_model") or self._library is None:
             return
+        if self.report_dialog is not None:
+            self.report_dialog.stop()
+            self.report_dialog.close()
+            self.report_dialog.deleteLater()
+            self.report_dialog = None
         if self.dialog is not None:
             self.dialog.close()
             self.dialog.deleteLater()
@@ -109,6 +132,8 @@ class DocsMode(QObject):
         self._library = None
 
     def cancel(self) -> None:
-        """Stop indexing after the current file (window closing)."""
+        """Stop indexing after the current file and a report after its current step (window closing)."""
         if self.dialog is not None and self.dialog.is_indexing:
             self.dialog.cancel()
+        if self.report_dialog is not None:
+            self.report_dialog.stop()

@@ -190,7 +190,7 @@ class MainWindow(QMainWindow):
         self.chat_menu = self.menuBar().addMenu("")
         for item in (self.new_chat_action, self.search_action, self.focus_composer_action, None,
                      self.regenerate_action, self.stop_action, None, self.export_action, self.models_action,
-                     self.docs.action, self.settings_action, self.privacy_action):
+                     self.docs.action, self.docs.report_action, self.settings_action, self.privacy_action):
             self.chat_menu.addSeparator() if item is None else self.chat_menu.addAction(item)
         self.open_logs_action = action(self.open_log_folder)
         self.help_menu = self.menuBar().addMenu("")
@@ -669,6 +669,7 @@ class MainWindow(QMainWindow):
                              (self.open_logs_action, self.tr("Open log folder"))):
             action.setText(text)
         self.docs.action.setText(self.tr("Documents…"))
+        self.docs.report_action.setText(self.tr("Write a report…"))
         self.docs.toggle.setToolTip(self.tr("Answer from your own documents, with numbered sources (Chat → "
                                             "Documents… to add files)"))
         self.header.retranslate()
@@ -693,7 +694,7 @@ class MainWindow(QMainWindow):
     def open_privacy(self) -> PrivacyPage:
         """Show Privacy & data (non-modal): what is stored where, and deleting it."""
         page = PrivacyPage(self.store.path.parent, self.store, self.model_folder,
-                           lambda: self.is_generating or self.docs.is_indexing, self,
+                           lambda: self.is_generating or self.docs.is_indexing or self.docs.is_writing_report, self,
                            downloading=lambda: self.models_dialog is not None and self.models_dialog.controller.busy)
         page.about_to_delete.connect(self.docs.release)
         page.deleted.connect(self._on_data_deleted)

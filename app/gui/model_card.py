@@ -34,11 +34,15 @@ class ModelCard:
 
 
 def describe_quantization(manifest: dict) -> str:
-    """E.g. 'int4 g64 sym AWQ'."""
+    """E.g. 'int4 g64 sym AWQ'; a ternary model's (BitCPM4) 'ternary int4' or 'ternary int2 + int4 g128'."""
     q = manifest.get("quantization", {})
     text = q.get("weight_format", "?")
     if text == "int4":
         text += f" g{q.get('group_size')}" + (" sym" if q.get("sym") else "") + (" AWQ" if q.get("awq") else "")
+    ternary = manifest.get("ternary")
+    if isinstance(ternary, dict):
+        whole = ternary.get("tensors") == ternary.get("linear_tensors")
+        return f"ternary {ternary.get('storage', '?')}" + ("" if whole else f" + {text}")
     return text
 
 

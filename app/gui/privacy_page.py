@@ -41,7 +41,7 @@ def human_size(size: int) -> str:
 class PrivacyPage(QDialog):
     """Lists the stored data and deletes a kind of it after the user confirms."""
 
-    deleted = Signal(str)  # chats, settings, models, downloads, backups, docs_index, embedding_model, logs
+    deleted = Signal(str)  # chats, settings, models, downloads, backups, docs_index, embedding_model, reports, logs
     about_to_delete = Signal(str)  # emitted (synchronously) before the files go: close what holds them open
 
     def __init__(self, data_dir: Path, store: ChatStore, model_in_use: Path | None = None, busy=lambda: False,
@@ -63,6 +63,7 @@ class PrivacyPage(QDialog):
                            ("settings", self.tr("Reset settings…")), ("backups", self.tr("Delete backups…")),
                            ("docs_index", self.tr("Delete document index…")),
                            ("embedding_model", self.tr("Delete embedding model…")),
+                           ("reports", self.tr("Delete reports…")),
                            ("logs", self.tr("Delete logs…"))):
             button = QPushButton(label)
             button.clicked.connect(lambda _=False, k=key: self.ask_delete(k))
@@ -113,7 +114,7 @@ class PrivacyPage(QDialog):
 
     def delete(self, key: str) -> None:
         """Delete one kind of data now (the confirmation's Yes)."""
-        if key in ("chats", "docs_index", "embedding_model") and self._busy():
+        if key in ("chats", "docs_index", "embedding_model", "reports") and self._busy():
             QMessageBox.information(self, self.tr("Privacy & data"), self.tr("Stop the answer first."))
             return
         if key == "downloads" and self._downloading():
@@ -134,6 +135,8 @@ class PrivacyPage(QDialog):
             data_inventory.delete_docs_index(self.data_dir, self.store)
         elif key == "embedding_model":
             data_inventory.delete_embedding_model(self.data_dir)
+        elif key == "reports":
+            data_inventory.delete_reports(self.data_dir)
         elif key == "logs":
             data_inventory.delete_logs(self.data_dir)
         self.refresh()

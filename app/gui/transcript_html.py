@@ -11,8 +11,7 @@ from PySide6.QtCore import QCoreApplication
 from app.gui.docs_html import link_markers, sources_html
 from app.gui.html_style import card_html, colours
 from app.gui.markdown_render import MarkdownRenderer, Rendered
-from app.gui.tool_card import tool_card_html
-from app.gui.tool_cards import call_card, result_card, split_tools
+from app.gui.tool_cards import call_card, result_card, split_tools, tool_card_html
 
 STATUS_NOTES = {"stopped": "Stopped", "interrupted": "Interrupted: the app closed while answering",
                 "failed": "Failed"}
@@ -73,7 +72,7 @@ def message_html(message: MessageView, renderer: MarkdownRenderer, last_assistan
                         typed.code_blocks)
     parts = [f'<p style="margin:20px 0 4px 0"><span style="color:{c.accent}">✦</span> '
              f'<b>{_t("Assistant")}</b></p>']
-    if message.reasoning or (message.status == "streaming" and message.thinking_open):
+    if message.reasoning:  # a streaming answer without reasoning (Reasoning off) shows no Thinking section
         parts.append(_thinking_html(message, renderer.dark))
     rendered = renderer.render(tools.text, 0, f"{message.id}:")
     body = rendered.html or ("" if cards else "<p><i>…</i></p>")

@@ -110,7 +110,8 @@ class Api:
             return Response(status_code=499)
         if isinstance(first, Failed):
             raise first.error
-        return _CancellingStream(self._stream(completion_id, created, events, chat.include_usage), run.cancel)
+        frames = responses.ChunkFrames(completion_id, created, self.engine.name)
+        return _CancellingStream(sse_stream(frames, events, chat.include_usage), run.cancel)
 
     def _completion(self, completion_id: str, created: int, run: ChatRun, finished: Finished) -> dict:
         reply = finished.reply
@@ -131,38 +132,58 @@ class Api:
         return responses.completion(completion_id, created, self.engine.name, message, finish,
                                     responses.usage(reply.prompt_tokens, reply.num_tokens))
 
-    async def _stream(self, completion_id: str, created: int, events: asyncio.Queue,
-                      include_usage: bool) -> AsyncIterator[bytes]:
-        model = self.engine.name
 
-        def frame(delta: dict, finish: str | None = None, counts: dict | None = None) -> bytes:
-            return responses.sse(responses.chunk(completion_id, created, model, delta, finish, counts))
-
-        yield frame({"role": "assistant", "content": ""})
-        calls = malformed = 0
-        while True:
-            event = await events.get()
+async def sse_stream(frames: responses.ChunkFrames, events: asyncio.Queue,
+                     include_usage: bool) -> AsyncIterator[bytes]:
+    """A ChatRun's events as server-sent events. Whatever the engine made while the previous write went out is
+    sent together: consecutive text of one kind as one delta, all in one write (clients see fewer, longer deltas
+    when the server is behind, never a different answer)."""
+    yield frames.delta({"role": "assistant", "content": ""})
+    calls = malformed = 0
+    while True:
+        batch = [await events.get()]
+        while not events.empty():
+            batch.append(events.get_nowait())
+        out: list[bytes] = []
+        for event in _joined(batch):
             if isinstance(event, Piece):
-                yield frame({"reasoning_content" if event.kind == "reasoning" else "content": event.text})
+                out.append(frames.text("reasoning_content" if event.kind == "reasoning" else "content",
+                                       event.text))
             elif isinstance(event, ToolCall):
-                yield frame({"tool_calls": [responses.tool_call_json(event, calls)]})
+                out.append(frames.delta({"tool_calls": [responses.tool_call_json(event, calls)]}))
                 calls += 1
             elif isinstance(event, MalformedCall):
                 malformed += 1
-                yield frame({"content": event.text})
+                out.append(frames.text("content", event.text))
             elif isinstance(event, Finished):
                 if malformed:
-                    log.warning("the answer had %d malformed tool-call block(s); their text was streamed as content",
-                                malformed)
-                yield frame({}, "tool_calls" if calls else event.finish_reason)
+                    log.warning("the answer had %d malformed tool-call block(s); their text was streamed as "
+                                "content", malformed)
+                out.append(frames.delta({}, "tool_calls" if calls else event.finish_reason))
                 if include_usage:
                     reply = event.reply
-                    yield frame({}, None, responses.usage(reply.prompt_tokens, reply.num_tokens))
-                yield responses.sse("[DONE]")
+                    out.append(frames.delta({}, None, responses.usage(reply.prompt_tokens, reply.num_tokens)))
+                out.append(responses.sse("[DONE]"))
+                yield b"".join(out)
                 return
             elif isinstance(event, Failed):
-                yield responses.sse(_error_response(event.error)[1])  # the status line has gone out already
+                out.append(responses.sse(_error_response(event.error)[1]))  # the status line went out already
+                yield b"".join(out)
                 return
+        if out:
+            yield b"".join(out)
+
+
+def _joined(events: list[object]) -> list[object]:
+    """The events with each run of consecutive Pieces of one kind joined into one Piece."""
+    out: list[object] = []
+    for event in events:
+        last = out[-1] if out else None
+        if isinstance(event, Piece) and isinstance(last, Piece) and last.kind == event.kind:
+            out[-1] = Piece(event.kind, last.text + event.text)
+        else:
+            out.append(event)
+    return out
 
 
 def _retrieve(future: Future) -> None:

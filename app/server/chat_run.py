@@ -1,5 +1,9 @@
 """One chat completion on the engine: settings from the request over the model's defaults, the context checked,
-and (when streaming) each piece of reasoning, text and each tool call handed to the event loop as it comes."""
+and (when streaming) each piece of reasoning, text and each tool call handed to the event loop as it comes.
+
+Events cross from the engine's thread to the event loop in batches: the worker appends to an outbox and wakes the
+loop only when no wake-up is pending, so tokens made while the loop is busy (writing the previous chunk) go over
+with one wake-up instead of one each."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 
 from app.engine import ChatEngine, Delta, GenerationSettings, Reply
@@ -58,7 +63,8 @@ class ChatRun:
                  events: asyncio.Queue | None = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.engine, self.request, self.defaults = engine, request, defaults
         self.cancel = threading.Event()
-        self.events, self._loop = events, loop
+        self.events = events
+        self._handoff = HandOff(events, loop) if events is not None and loop is not None else None
         self._tools = ToolCallParser(offered_names(request.conversation.tools)) if request.parse_tools else None
         self.prompt_tokens = 0
 
@@ -121,5 +127,32 @@ class ChatRun:
         self._put(Piece("content", event.text) if isinstance(event, Text) else event)
 
     def _put(self, event: object) -> None:
-        if self.events is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self.events.put_nowait, event)
+        if self._handoff is not None:
+            self._handoff.put(event)
+
+
+class HandOff:
+    """Events from a worker thread onto an asyncio queue, in order, with one wake-up of the loop per batch: what
+    arrives while a delivery is pending (the loop is busy writing the previous chunk) goes with it."""
+
+    def __init__(self, events: asyncio.Queue, loop: asyncio.AbstractEventLoop) -> None:
+        self.events, self._loop = events, loop
+        self._outbox: deque = deque()
+        self._lock = threading.Lock()
+        self._pending = False
+
+    def put(self, event: object) -> None:
+        """Queue `event` (any thread); wake the loop unless a wake-up is already on its way."""
+        self._outbox.append(event)
+        with self._lock:
+            if self._pending:
+                return
+            self._pending = True
+        self._loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        """On the loop: everything in the outbox onto the queue."""
+        with self._lock:
+            self._pending = False  # cleared first: an event put after this schedules its own delivery
+        while self._outbox:
+            self.events.put_nowait(self._outbox.popleft())

@@ -53,6 +53,28 @@ def sse(data: dict | str) -> bytes:
     return f"data: {text}\n\n".encode()
 
 
+class ChunkFrames:
+    """The streamed chunks of one completion as SSE bytes. A text delta is the common case (one per token or
+    batch): its constant head and tail are encoded once and only the text is JSON-encoded per chunk; the bytes are
+    the same as `sse(chunk(…))` makes."""
+
+    def __init__(self, completion_id: str, created: int, model: str) -> None:
+        self._id, self._created, self._model = completion_id, created, model
+        head = sse(chunk(completion_id, created, model, {"content": ""})).decode()
+        cut = head.index('{"content":')
+        self._head = head[:cut + 1].encode()  # up to the delta's opening brace
+        self._tail = head[head.index('""', cut) + 2:].encode()  # from the delta's closing brace
+
+    def delta(self, delta: dict, finish_reason: str | None = None, counts: dict | None = None) -> bytes:
+        """Any chunk: `chunk()` as one event."""
+        return sse(chunk(self._id, self._created, self._model, delta, finish_reason, counts))
+
+    def text(self, field: str, text: str) -> bytes:
+        """A chunk whose delta is only {field: text} (field "content" or "reasoning_content")."""
+        return b"".join((self._head, json.dumps(field).encode(), b":",
+                         json.dumps(text, ensure_ascii=False).encode(), self._tail))
+
+
 def model_entry(model_id: str, created: int) -> dict:
     """One entry of /v1/models."""
     return {"id": model_id, "object": "model", "created": created, "owned_by": "cpmdesk"}

@@ -143,6 +143,10 @@
         <source>More menus</source>
         <translation>更多菜单</translation>
     </message>
+    <message>
+        <source>Write a report…</source>
+        <translation>撰写报告…</translation>
+    </message>
 </context>
 <context>
     <name>SettingsDialog</name>
@@ -615,6 +619,93 @@
     <message>
         <source>Give the server a name of its own</source>
         <translation>为服务器起一个独有的名称</translation>
+    </message>
+</context>
+<context>
+    <name>ReportDialog</name>
+    <message>
+        <source>Write a report</source>
+        <translation>撰写报告</translation>
+    </message>
+    <message>
+        <source>What should the report be about?</source>
+        <translation>报告的主题是什么？</translation>
+    </message>
+    <message>
+        <source>Report topic</source>
+        <translation>报告主题</translation>
+    </message>
+    <message>
+        <source>Write</source>
+        <translation>撰写</translation>
+    </message>
+    <message>
+        <source>Stop</source>
+        <translation>停止</translation>
+    </message>
+    <message>
+        <source>Save…</source>
+        <translation>保存…</translation>
+    </message>
+    <message>
+        <source>Each section is written from your documents, and every cited sentence is checked against its passage.</source>
+        <translation>每一节都根据你的文档撰写，每个带引用的句子都会与其引用的段落核对。</translation>
+    </message>
+    <message>
+        <source>Report</source>
+        <translation>报告</translation>
+    </message>
+    <message>
+        <source>No model is loaded yet.</source>
+        <translation>尚未加载模型。</translation>
+    </message>
+    <message>
+        <source>No documents yet: add files or a folder in Chat → Documents…</source>
+        <translation>还没有文档：请在 对话 → 文档… 中添加文件或文件夹</translation>
+    </message>
+    <message>
+        <source>Planning the outline…</source>
+        <translation>正在规划提纲…</translation>
+    </message>
+    <message>
+        <source>Stopping…</source>
+        <translation>正在停止…</translation>
+    </message>
+    <message>
+        <source>Writing section {0} of {1}: {2}</source>
+        <translation>正在撰写第 {0} 节（共 {1} 节）：{2}</translation>
+    </message>
+    <message>
+        <source>Kept from last time: {0}</source>
+        <translation>保留上次已完成的部分：{0}</translation>
+    </message>
+    <message>
+        <source>Done: {0} sections, {1} references.</source>
+        <translation>完成：{0} 节，{1} 条参考文献。</translation>
+    </message>
+    <message>
+        <source>Stopped: {0} of {1} sections are written. Write again to finish.</source>
+        <translation>已停止：已完成 {0} 节（共 {1} 节）。再次点击“撰写”即可继续完成。</translation>
+    </message>
+    <message>
+        <source>The report could not be written: {0}</source>
+        <translation>无法撰写报告：{0}</translation>
+    </message>
+    <message>
+        <source>Could not save the report: {0}</source>
+        <translation>无法保存报告：{0}</translation>
+    </message>
+    <message>
+        <source>Saved to {0}</source>
+        <translation>已保存到 {0}</translation>
+    </message>
+    <message>
+        <source>Save the report</source>
+        <translation>保存报告</translation>
+    </message>
+    <message>
+        <source>Markdown (*.md);;Web page (*.html);;PDF (*.pdf)</source>
+        <translation>Markdown (*.md);;网页 (*.html);;PDF (*.pdf)</translation>
     </message>
 </context>
 </TS>
