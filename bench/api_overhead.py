@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from app.privacy import disable_telemetry  # noqa: E402
+from app.server import STREAM_INTERVAL_S  # noqa: E402
 
 PROMPTS = {
     "short": "Explain in a few sentences why the sky is blue.",
@@ -37,6 +38,9 @@ PROMPTS = {
              "".join(f"12:{i // 60:02d}:{i % 60:02d} service-{i % 7} handled request {i} in {20 + i % 13} ms; "
                      f"queue depth {i % 5}; cache {'hit' if i % 3 else 'miss'}\n" for i in range(90))),
 }
+
+
+chunk_counts: list[int] = []  # text chunks of each streamed answer (the server joins what comes within its interval)
 
 
 def emit(row: dict) -> dict:
@@ -56,7 +60,7 @@ def run_direct(engine, prompt: str, settings) -> tuple[float, float, int]:
 
 
 def run_http(client, model: str, prompt: str, new_tokens: int) -> tuple[float, float, int]:
-    """(ttft_ms, tokens/s, tokens) through the API, streamed."""
+    """(ttft_ms, tokens/s, tokens) through the API, streamed (how many chunks carried text: into chunk_counts)."""
     times: list[float] = []
     tokens = 0
     start = time.perf_counter()
@@ -68,6 +72,7 @@ def run_http(client, model: str, prompt: str, new_tokens: int) -> tuple[float, f
             times.append(time.perf_counter())
         if chunk.usage is not None:
             tokens = chunk.usage.completion_tokens
+    chunk_counts.append(len(times))
     return _rates(start, times, tokens)
 
 
@@ -135,7 +140,8 @@ def main() -> int:
               "ttft_overhead_pct": round(ttft_pct, 1), "tps_direct": round(direct_tps, 1),
               "tps_http": round(http_tps, 1), "tps_overhead_pct": round(tps_pct, 1)})
     worst = max(max(summary["ttft"]), max(summary["tps"]))
-    emit({"bench": "api-overhead-summary", "model": folder.name,
+    emit({"bench": "api-overhead-summary", "model": folder.name, "stream_interval_ms": STREAM_INTERVAL_S * 1000,
+          "content_chunks_per_answer": statistics.median(chunk_counts),
           "ttft_overhead_pct": round(statistics.mean(summary["ttft"]), 1),
           "tps_overhead_pct": round(statistics.mean(summary["tps"]), 1),
           "api_overhead_pct": round(worst, 1)})

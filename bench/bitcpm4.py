@@ -5,12 +5,13 @@ The model: MiniCPM4-0.5B's real config and tokenizer with random weights in BitC
 ways by `python -m export`:
 
 * int4-nncf: `--ternary off`, the normal path (NNCF int4 asymmetric, group 128; embedding and head int8);
-* ternary-int4: the default for a ternary model (i4 codes, exact scales; embedding int8, the tied head shares it);
-* ternary-int2: `--ternary int2` (u2 codes).
+* ternary-int4: `--ternary int4` (i4 codes, exact scales; embedding int8, the tied head shares it);
+* ternary-int2: `--ternary int2` (u2 codes in the file, turned into i4 codes in memory when the app loads it).
 
 For each: weights size (openvino_model.bin), max |Δlogit| and top-1 agreement against the fake-quantized source
-(the export's own validation, NumPy reference on the source weights), and decode tokens/s through the app's
-engine (`ChatEngine`, greedy, EOS ignored). Where llama-cpp-python is installed, the same checkpoint converted
+(the export's own validation, NumPy reference on the source weights), the engine's load time and the resident
+memory it added, and decode tokens/s through the app's engine (`ChatEngine`, greedy, EOS ignored). The summary
+line is the exporter's default for ternary models. Where llama-cpp-python is installed, the same checkpoint converted
 by llama.cpp's own converter to TQ2_0 and TQ1_0 is decoded too. All models are loaded side by side and take
 turns repetition after repetition (the machine is shared): speeds are medians, and the ratio to int4-nncf is the
 median of each repetition's ratio.
@@ -33,12 +34,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from app.privacy import disable_telemetry  # noqa: E402
+from export.settings import Quantization  # noqa: E402
 from tests.model_builders import MINICPM_CONFIG_DIR, corpus_text  # noqa: E402
 from tests.ternary_model import write_random_bitcpm4  # noqa: E402
 
 WORK = REPO / ".cache" / "bench"
-VARIANTS = {"int4-nncf": ["--ternary", "off"], "ternary-int4": [], "ternary-int2": ["--ternary", "int2"]}
-DEFAULT = "ternary-int4"  # what a ternary model gets without options
+VARIANTS = {"int4-nncf": ["--ternary", "off"], "ternary-int4": ["--ternary", "int4"],
+            "ternary-int2": ["--ternary", "int2"]}
 TERNARY_GGUF = ("TQ2_0", "TQ1_0")
 
 
@@ -189,7 +191,11 @@ def main() -> None:
             "max_abs_logit_diff": validation["max_abs_logit_diff"], "top1_agreement": validation["top1_agreement"],
             "validation_passed": validation["passed"], "export_s": round(time.monotonic() - started, 1)})
     tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(source / "tokenizer.json"))  # no config, no prompt
-    runners = {name: engine_runner(folder, args.prompt_tokens, args.new_tokens) for name, folder in folders.items()}
+    runners = {}
+    for name, folder in folders.items():  # loaded one after another: each one's time and added memory
+        before, started = _rss_bytes(), time.monotonic()
+        runners[name] = engine_runner(folder, args.prompt_tokens, args.new_tokens)
+        rows[name].update(load_s=round(time.monotonic() - started, 2), rss_added_bytes=_rss_bytes() - before)
     llama_runners, llama_rows = llama_cpp_variants(source, args.prompt_tokens, args.new_tokens)
     runners.update(llama_runners)
     rows.update(llama_rows)
@@ -204,12 +210,26 @@ def main() -> None:
         emit({"bench": "bitcpm4-variant", "variant": name, "weights_mib": round(row["weights_bytes"] / 2**20, 1),
               "size_vs_int4": round(row["weights_bytes"] / base["weights_bytes"], 3),
               "decode_tok_s_median": round(medians[name], 2), "decode_vs_int4": round(ratios[name], 3),
-              "max_abs_logit_diff": row.get("max_abs_logit_diff"), "cpu": _cpu(), "cores": os.cpu_count(),
+              "max_abs_logit_diff": row.get("max_abs_logit_diff"), "load_s": row.get("load_s"),
+              "rss_added_mib": round(row["rss_added_bytes"] / 2**20, 1) if "rss_added_bytes" in row else None,
+              "cpu": _cpu(), "cores": os.cpu_count(),
               "load_avg_1m": round(os.getloadavg()[0], 2)})
-    default = rows[DEFAULT]
+    chosen = f"ternary-{Quantization().ternary}"  # what a ternary model gets without options
+    default = rows[chosen]
     emit({"bench": "bitcpm4-summary", "size_vs_int4": round(default["weights_bytes"] / base["weights_bytes"], 3),
-          "decode_vs_int4": round(ratios[DEFAULT], 3),
+          "decode_vs_int4": round(ratios[chosen], 3),
           "max_abs_logit_diff": default["max_abs_logit_diff"]})
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory now (Linux), 0 where /proc cannot tell."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError as err:
+        print(f"resident memory unknown: {err}", file=sys.stderr)
+    return 0
 
 
 def _cpu() -> str:

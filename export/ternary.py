@@ -174,3 +174,47 @@ def summarize(layouts: dict[str, TernaryLayout], linear_tensors: int, storage: s
         counts[layout.describe()] = counts.get(layout.describe(), 0) + 1
     return {"storage": storage, "tensors": len(layouts), "linear_tensors": linear_tensors,
             "scales": dict(sorted(counts.items())), "lossless": True}
+
+
+def _crumbs_to_nibbles() -> np.ndarray:
+    """[256, 2] uint8: a byte of four u2 codes (code + 1) -> the two bytes of the same codes as i4 nibbles."""
+    byte = np.arange(256, dtype=np.uint8)
+    codes = np.stack([(byte >> shift) & 3 for shift in (0, 2, 4, 6)], axis=1).astype(np.int8) - 1
+    return pack_nibbles(codes).reshape(256, 2)
+
+
+def expand_int2(model) -> int:
+    """Turn every ternary weight stored as u2 codes in `model` (an ov.Model) into the int4 form in memory; returns
+    how many were turned.
+
+    `--ternary int2` halves the file, but the CPU plugin has int8 dynamic-quantization kernels for 4-bit codes only
+    (a u2 weight decodes at ~0.6 of the speed): so the runtime reads the 2-bit file and computes with 4-bit codes,
+    exactly the same values (Convert -> Subtract 1 -> Multiply becomes Convert -> Multiply)."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    table = None
+    turned = 0
+    for node in model.get_ordered_ops():
+        if node.get_type_name() != "Constant" or node.get_element_type() != ov.Type.u2:
+            continue
+        convert = _only_consumer(node.output(0))
+        subtract = _only_consumer(convert.output(0)) if convert is not None else None
+        if convert is None or convert.get_type_name() != "Convert" or subtract is None \
+                or subtract.get_type_name() != "Subtract":
+            continue  # not the pattern compress_ternary writes: left as it is
+        table = _crumbs_to_nibbles() if table is None else table
+        nibbles = table[np.asarray(node.data, np.uint8)].reshape(-1)
+        codes = ov.op.Constant(ov.Tensor(nibbles, node.get_output_shape(0), ov.Type.i4), shared_memory=False)
+        codes.set_friendly_name(node.get_friendly_name())
+        subtract.output(0).replace(ops.convert(codes, convert.get_output_element_type(0)).output(0))
+        turned += 1
+    if turned:
+        model.validate_nodes_and_infer_types()
+    return turned
+
+
+def _only_consumer(output):
+    """The one node reading `output`, or None."""
+    targets = list(output.get_target_inputs())
+    return targets[0].get_node() if len(targets) == 1 else None

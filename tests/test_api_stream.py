@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 
 from app.engine import Reply
 from app.engine.tool_calls import ToolCall
@@ -30,12 +31,16 @@ def _chunks(body: bytes) -> list[dict | str]:
     return [e[6:] if e == "data: [DONE]" else json.loads(e[6:]) for e in events[:-1]]
 
 
-async def _streamed(produce, ahead: bool = False) -> tuple[list[bytes], list[dict | str]]:
+async def _streamed(produce, ahead: bool = False, interval_s: float = 0.0) -> tuple[list[bytes], list[dict | str]]:
     """What sse_stream writes while `produce(put)` hands events over from a worker thread (`ahead`: all of them
-    before the loop gets to run): (writes, chunks)."""
+    before the loop gets to run), text paced at `interval_s` as ChatRun does: (writes, chunks)."""
     events: asyncio.Queue = asyncio.Queue()
-    handoff = HandOff(events, asyncio.get_running_loop())
-    worker = threading.Thread(target=produce, args=(handoff.put,))
+    handoff = HandOff(events, asyncio.get_running_loop(), interval_s)
+
+    def put(event: object) -> None:
+        handoff.put(event, paced=isinstance(event, Piece))
+
+    worker = threading.Thread(target=produce, args=(put,))
     worker.start()
     if ahead:
         worker.join()
@@ -90,3 +95,25 @@ def test_tokens_made_one_by_one_keep_their_order_and_text() -> None:
     assert "".join(t or "" for t in texts) == "".join(TOKENS)
     assert len(writes) >= len(TOKENS)  # not held back to be joined: the loop was free
     assert all(c["object"] == "chat.completion.chunk" and c["id"] == "chatcmpl-2" for c in chunks[:-1])
+
+
+def test_paced_text_goes_first_at_once_then_joined_and_the_end_is_not_held_back() -> None:
+    gate = threading.Event()
+
+    def quick(put) -> None:  # tokens 5 ms apart, far inside the 5 s pace
+        for token in TOKENS:
+            put(Piece("content", token))
+            gate.wait(0.005)
+        put(_finished(len(TOKENS)))
+
+    async def main():
+        return await _streamed(quick, interval_s=5.0)
+
+    started = time.monotonic()
+    writes, chunks = asyncio.run(main())
+    assert time.monotonic() - started < 4.0  # the end went at once, not at the next paced delivery
+    texts = [c["choices"][0]["delta"].get("content") for c in chunks if isinstance(c, dict) and c["choices"]]
+    assert texts[1] == TOKENS[0]  # the first text is not held back (time to first token)
+    assert "".join(t or "" for t in texts) == "".join(TOKENS)
+    assert len(writes) == 3  # the role chunk, the first token, then the rest joined with the end
+    assert texts[2] == "".join(TOKENS[1:])

@@ -62,7 +62,7 @@ def test_stored_codes_compute_the_exact_matmul(tmp_path: Path, storage: str) -> 
 
     from export.constant_store import ConstantStore
     from export.settings import EXACT_PROPERTIES
-    from export.ternary import compress_ternary
+    from export.ternary import compress_ternary, expand_int2
 
     weights = {"tensor": _ternary(np.float32(0.0173)), "row": _ternary(_random_scales((96, 1))),
                "group": _ternary(_random_scales((96, 4)))}
@@ -81,10 +81,19 @@ def test_stored_codes_compute_the_exact_matmul(tmp_path: Path, storage: str) -> 
     xml = (tmp_path / "m.xml").read_text()
     assert xml.count(f'element_type="{"i4" if storage == "int4" else "u2"}"') == 3
     inputs = np.random.default_rng(6).normal(size=(3, 256)).astype(np.float32)
-    got = ov.Core().compile_model(tmp_path / "m.xml", "CPU", EXACT_PROPERTIES)({"x": inputs})
+    core = ov.Core()
+    got = core.compile_model(tmp_path / "m.xml", "CPU", EXACT_PROPERTIES)({"x": inputs})
     for index, weight in enumerate(weights.values()):
         want = inputs @ (weight * factor if index == 1 else weight).T
         assert np.abs(got[index] - want).max() <= 1e-5
+    # the runtime turns 2-bit codes into 4-bit ones (the fast kernels'): the same products, bit for bit
+    model = core.read_model(tmp_path / "m.xml")
+    assert expand_int2(model) == (3 if storage == "int2" else 0)
+    types = [n.get_element_type() for n in model.get_ops() if n.get_type_name() == "Constant"]
+    assert ov.Type.u2 not in types and types.count(ov.Type.i4) == 3
+    again = core.compile_model(model, "CPU", EXACT_PROPERTIES)({"x": inputs})
+    for index in range(3):
+        assert np.array_equal(again[index], got[index])
 
 
 def test_near_ternary_and_ordinary_weights_are_refused() -> None:
@@ -178,6 +187,26 @@ def test_the_model_answers_through_the_engine(bitcpm4_ir: Path) -> None:
     reply = engine.send(Conversation(), "What is the capital of France?",
                         GenerationSettings(max_new_tokens=12, ignore_eos=True))
     assert reply.num_tokens == 12 and (reply.answer + reply.reasoning).strip()
+
+
+def test_two_bit_file_answers_as_the_four_bit_one(bitcpm4: Path, bitcpm4_ir: Path, tmp_path: Path) -> None:
+    from app.engine import ChatEngine, Conversation, GenerationSettings
+    from export.exporter import ExportRequest, run_export
+    from export.manifest import read_manifest
+    from export.settings import Quantization
+
+    out = tmp_path / "int2"
+    run_export(ExportRequest(str(bitcpm4), out, Quantization(weight_format="fp16", ternary="int2"), force=True))
+    assert read_manifest(out)["ternary"]["storage"] == "int2"
+    xml = (out / "openvino_model.xml").read_text()
+    assert 'element_type="u2"' in xml and 'element_type="i4"' not in xml  # the file keeps 2 bits a weight
+    sizes = [(folder / "openvino_model.bin").stat().st_size for folder in (out, bitcpm4_ir)]
+    assert sizes[0] < sizes[1]
+    settings = GenerationSettings(max_new_tokens=12, ignore_eos=True)
+    answers = [ChatEngine(folder).send(Conversation(), "What is the capital of France?", settings)
+               for folder in (out, bitcpm4_ir)]  # the 2-bit one loaded through two_bit_pipeline
+    assert answers[0].num_tokens == 12 and answers[0].answer == answers[1].answer
+    assert answers[0].reasoning == answers[1].reasoning
 
 
 def test_the_model_answers_in_the_app(qtbot, tmp_path, bitcpm4_ir: Path) -> None:

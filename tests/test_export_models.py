@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from app.engine.cpu_features import has_amx
 from export.settings import AGREEMENT_THRESHOLDS
 
 pytestmark = pytest.mark.slow
@@ -29,8 +30,9 @@ def test_export_validates_against_its_reference(request, exported, model: str, w
     # What these trained tiny models actually reach (see bench/RESULTS.md): far above the threshold.
     assert validation["top1_agreement"] >= (0.97 if weight_format == "fp16" else 0.90)
     # The max over validation's >1,000-token prompt too: the tiny Llama reaches 0.65 (fp16: its f16 KV cache, the
-    # same through both backends) and 3.2 (int4) there; the tiny MiniCPM 0.07 and 0.26.
-    assert validation["max_abs_logit_diff"] < (1.0 if weight_format == "fp16" else 4.0)
+    # same through both backends) and 3.2 (int4) there; the tiny MiniCPM 0.07 and 0.26. Validation runs the IR as
+    # the plugin does by default: on a Xeon with AMX its bf16 kernels take the tiny Llama's int4 to 5.6.
+    assert validation["max_abs_logit_diff"] < (1.0 if weight_format == "fp16" else 4.0 if not has_amx() else 8.0)
     for name in ("openvino_model.xml", "openvino_model.bin", "openvino_tokenizer.xml", "openvino_detokenizer.xml"):
         assert (out / name).is_file()
     assert manifest["quantization"]["weight_format"] == weight_format

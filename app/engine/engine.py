@@ -30,6 +30,7 @@ from app.engine.stateful_lm import StatefulLM, target_properties
 from app.engine.think_parser import Delta, ThinkParser
 from app.engine.token_text import TokenText
 from app.engine.tool_prompt import ToolTemplate
+from app.engine.two_bit_load import stores_two_bit_codes, two_bit_pipeline
 from export.log_file import content_logging
 
 OnDelta = Callable[[Delta], None]
@@ -136,6 +137,7 @@ class ChatEngine:
         self._eos = eos_tokens(self.folder, self._tokenizer)
         self.supports_thinking = "enable_thinking" in (self._tokenizer.chat_template or "")
         self._tool_template: ToolTemplate | None = None  # built on the first conversation with tools
+        self._counted: tuple[str, int] = ("", 0)  # the last prompt counted: a caller's check, then generate()
 
     def _kv_per_token(self, config: dict) -> int:
         """KV cache bytes per context token in the attention that answers: the op's own cache in the engine's
@@ -177,7 +179,12 @@ class ChatEngine:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` as the model's tokenizer encodes a prompt (special tokens included)."""
-        return int(self._tokenizer.encode([text]).input_ids.get_shape()[1])
+        counted = self._counted  # one tuple, read and replaced whole: safe from any thread
+        if counted[0] == text and text:
+            return counted[1]
+        count = int(self._tokenizer.encode([text]).input_ids.get_shape()[1])
+        self._counted = (text, count)
+        return count
 
     def fits(self, conversation: Conversation, max_new_tokens: int, think: bool | None = None) -> bool:
         """Whether the whole conversation's prompt and an answer of `max_new_tokens` fit in the context."""
@@ -315,6 +322,8 @@ class ChatEngine:
             # the draft's one-token steps run on a static-shape copy (~20 % faster; see stateful_lm)
             self._decoder = AssistedDecoder(target, None if draft is None else StatefulLM(
                 draft / "openvino_model.xml", self.device, library, static_rows=(1,)))
+        elif stores_two_bit_codes(self.manifest):
+            self._pipe = two_bit_pipeline(self._og, self.folder, self.device, pipeline_properties(self.manifest))
         else:
             self._pipe = self._og.LLMPipeline(str(self.folder), self.device, **pipeline_properties(self.manifest))
         self._mode = mode

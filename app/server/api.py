@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.engine import ChatEngine, ContextOverflowError, EngineError
 from app.engine.model_defaults import model_defaults
 from app.engine.tool_calls import MalformedCall, ToolCall, offered_names, parse_tool_calls
-from app.server import responses
+from app.server import STREAM_INTERVAL_S, responses
 from app.server.auth import token_matches
 from app.server.chat_run import ChatRun, Failed, Finished, Piece, Started
 from app.server.embeddings import EmbeddingService
@@ -69,8 +69,9 @@ class _CancellingStream(StreamingResponse):
 class Api:
     """The routes over one engine and its queue."""
 
-    def __init__(self, engine: ChatEngine, max_waiting: int, embeddings: EmbeddingService) -> None:
-        self.engine, self.embeddings = engine, embeddings
+    def __init__(self, engine: ChatEngine, max_waiting: int, embeddings: EmbeddingService,
+                 stream_interval_s: float = STREAM_INTERVAL_S) -> None:
+        self.engine, self.embeddings, self.stream_interval_s = engine, embeddings, stream_interval_s
         self.queue = EngineQueue(max_waiting)
         self.defaults = model_defaults(engine.folder)
         self.created = int(engine.folder.stat().st_mtime)
@@ -90,7 +91,7 @@ class Api:
         chat = parse_chat_request(await _json_body(request))
         loop = asyncio.get_running_loop()
         events: asyncio.Queue | None = asyncio.Queue() if chat.stream else None
-        run = ChatRun(self.engine, chat, self.defaults, events, loop)
+        run = ChatRun(self.engine, chat, self.defaults, events, loop, self.stream_interval_s)
         try:
             future = self.queue.submit(run)
         except QueueFull as full:
@@ -277,10 +278,11 @@ async def _on_http_error(request: Request, error: HTTPException) -> Response:
                                    None, code), error.status_code)
 
 
-def create_app(engine: ChatEngine, token: str, max_waiting: int = 4,
-               embeddings: EmbeddingService | None = None) -> Starlette:
-    """The ASGI app serving `engine`; every request needs `token`."""
-    api = Api(engine, max_waiting, embeddings or EmbeddingService(engine.device))
+def create_app(engine: ChatEngine, token: str, max_waiting: int = 4, embeddings: EmbeddingService | None = None,
+               stream_interval_s: float = STREAM_INTERVAL_S) -> Starlette:
+    """The ASGI app serving `engine`; every request needs `token`. Streamed text goes out at most every
+    `stream_interval_s` (what came meanwhile joined; 0: every token as it comes)."""
+    api = Api(engine, max_waiting, embeddings or EmbeddingService(engine.device), stream_interval_s)
     routes = [Route("/v1/models", _answering_errors(api.models), methods=["GET"]),
               Route("/v1/chat/completions", _answering_errors(api.chat), methods=["POST"]),
               Route("/v1/embeddings", _answering_errors(api.embed), methods=["POST"])]

@@ -3,7 +3,8 @@ and (when streaming) each piece of reasoning, text and each tool call handed to 
 
 Events cross from the engine's thread to the event loop in batches: the worker appends to an outbox and wakes the
 loop only when no wake-up is pending, so tokens made while the loop is busy (writing the previous chunk) go over
-with one wake-up instead of one each."""
+with one wake-up instead of one each. Streamed text is also paced: after text went out, the next goes no sooner
+than STREAM_INTERVAL_S later (what came meanwhile joined to it), the first text and the end at once."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from app.engine import ChatEngine, Delta, GenerationSettings, Reply
 from app.engine.model_defaults import Sampling as ModelSampling
 from app.engine.tool_calls import MalformedCall, Text, ToolCall, ToolCallParser, offered_names
 from app.engine.tool_prompt import ToolTemplateError
+from app.server import STREAM_INTERVAL_S
 from app.server.protocol import ChatRequest, RequestError
 
 log = logging.getLogger(__name__)
@@ -60,11 +62,12 @@ class ChatRun:
     asyncio queue from the worker thread; without, the result is only its return value."""
 
     def __init__(self, engine: ChatEngine, request: ChatRequest, defaults: ModelSampling,
-                 events: asyncio.Queue | None = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 events: asyncio.Queue | None = None, loop: asyncio.AbstractEventLoop | None = None,
+                 interval_s: float = STREAM_INTERVAL_S) -> None:
         self.engine, self.request, self.defaults = engine, request, defaults
         self.cancel = threading.Event()
         self.events = events
-        self._handoff = HandOff(events, loop) if events is not None and loop is not None else None
+        self._handoff = HandOff(events, loop, interval_s) if events is not None and loop is not None else None
         self._tools = ToolCallParser(offered_names(request.conversation.tools)) if request.parse_tools else None
         self.prompt_tokens = 0
 
@@ -128,31 +131,45 @@ class ChatRun:
 
     def _put(self, event: object) -> None:
         if self._handoff is not None:
-            self._handoff.put(event)
+            self._handoff.put(event, paced=isinstance(event, Piece))
 
 
 class HandOff:
     """Events from a worker thread onto an asyncio queue, in order, with one wake-up of the loop per batch: what
-    arrives while a delivery is pending (the loop is busy writing the previous chunk) goes with it."""
+    arrives while a delivery is pending (the loop is busy writing the previous chunk) goes with it.
 
-    def __init__(self, events: asyncio.Queue, loop: asyncio.AbstractEventLoop) -> None:
-        self.events, self._loop = events, loop
+    Paced events (streamed text) are delivered no sooner than `interval_s` after the last delivery that carried
+    paced events; the first one, and any unpaced event (the start, a tool call, the end), go at once and take
+    whatever is waiting with them."""
+
+    def __init__(self, events: asyncio.Queue, loop: asyncio.AbstractEventLoop, interval_s: float = 0.0) -> None:
+        self.events, self._loop, self.interval_s = events, loop, interval_s
         self._outbox: deque = deque()
         self._lock = threading.Lock()
-        self._pending = False
+        self._pending: str | None = None  # "now" or "later" while a delivery is scheduled
+        self._paced_waiting = False  # the outbox holds paced events
+        self._last_paced: float | None = None  # when paced events were last delivered (time.monotonic)
 
-    def put(self, event: object) -> None:
-        """Queue `event` (any thread); wake the loop unless a wake-up is already on its way."""
+    def put(self, event: object, paced: bool = False) -> None:
+        """Queue `event` (any thread); schedule a delivery unless one that is soon enough is on its way."""
         self._outbox.append(event)
         with self._lock:
-            if self._pending:
+            self._paced_waiting = self._paced_waiting or paced
+            if self._pending == "now" or (self._pending == "later" and paced):
                 return
-            self._pending = True
-        self._loop.call_soon_threadsafe(self._deliver)
+            last = self._last_paced
+            delay = 0.0 if not paced or last is None else last + self.interval_s - time.monotonic()
+            self._pending = "now" if delay <= 0 else "later"
+        if delay <= 0:
+            self._loop.call_soon_threadsafe(self._deliver)
+        else:
+            self._loop.call_soon_threadsafe(self._loop.call_later, delay, self._deliver)
 
     def _deliver(self) -> None:
         """On the loop: everything in the outbox onto the queue."""
         with self._lock:
-            self._pending = False  # cleared first: an event put after this schedules its own delivery
+            self._pending = None  # cleared first: an event put after this schedules its own delivery
+            if self._paced_waiting:
+                self._last_paced, self._paced_waiting = time.monotonic(), False
         while self._outbox:
             self.events.put_nowait(self._outbox.popleft())

@@ -9,6 +9,8 @@ import socket
 import sys
 from pathlib import Path
 
+from app.server import STREAM_INTERVAL_S
+
 # LM Studio has 1234, Jan 1337, GPT4All 4891, Ollama 11434 and Intel AI Playground 8765: a port none of them (nor
 # the usual 3000/5000/8000/8080 of development servers) takes, so cpmdesk can run beside them. 276 is "cpm" on a
 # phone keypad.
@@ -30,6 +32,9 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free one)")
     serve.add_argument("--queue", type=int, default=4, metavar="N",
                        help="requests that may wait behind the one being answered; more get 429 (default 4)")
+    serve.add_argument("--stream-interval-ms", type=float, default=STREAM_INTERVAL_S * 1000, metavar="MS",
+                       help="streamed text goes out at most every MS milliseconds, what came meanwhile in one chunk "
+                            f"(default {STREAM_INTERVAL_S * 1000:g}; 0: every token on its own)")
     serve.add_argument("--new-token", action="store_true", help="replace the API token with a new one first")
     serve.add_argument("--print-token", action="store_true", help="print the API token and exit")
 
@@ -43,6 +48,9 @@ def run_serve(args: argparse.Namespace) -> int:
         return 0
     if args.queue < 0:
         print("error: --queue must be 0 or more", file=sys.stderr)
+        return 2
+    if not 0 <= args.stream_interval_ms <= 1000:
+        print("error: --stream-interval-ms must be between 0 and 1000", file=sys.stderr)
         return 2
     token, made = (new_token(), True) if args.new_token else load_token()
     try:
@@ -66,7 +74,8 @@ def run_serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(f"cpmdesk API: http://{shown}:{port}/v1 serving {engine.name} on {engine.device}; Ctrl-C stops",
           file=sys.stderr, flush=True)
-    config = uvicorn.Config(create_app(engine, token, args.queue), log_config=None, access_log=False, http="h11",
+    app = create_app(engine, token, args.queue, stream_interval_s=args.stream_interval_ms / 1000)
+    config = uvicorn.Config(app, log_config=None, access_log=False, http="h11",
                             lifespan="on", timeout_graceful_shutdown=5)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
