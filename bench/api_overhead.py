@@ -9,7 +9,7 @@ Time to first token is measured by the caller in both cases: from the call to th
 to the last piece. Medians per prompt, and the overhead as the median of each round's HTTP/direct ratio; one
 JSON line each, then a summary line.
 
-    .venv/bin/python bench/api_overhead.py [--model DIR] [--rounds 7] [--new-tokens 128]
+    .venv/bin/python bench/api_overhead.py [--model DIR] [--rounds 7] [--new-tokens 128] [--stream-interval-ms MS]
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="exported model folder (default: the embedded model)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--stream-interval-ms", type=float, default=STREAM_INTERVAL_S * 1000,
+                        help="the server's --stream-interval-ms (default: its own default)")
     args = parser.parse_args()
 
     import openai
@@ -103,7 +105,7 @@ def main() -> int:
     settings = model_defaults(folder).merged({"temperature": 0.0}).generation(args.new_tokens)
     settings = dataclasses.replace(settings, ignore_eos=True)
     with tempfile.TemporaryDirectory() as scratch:
-        served = start_server(folder, Path(scratch) / "serve.log")
+        served = start_server(folder, Path(scratch) / "serve.log", "--stream-interval-ms", str(args.stream_interval_ms))
         try:
             client = openai.OpenAI(base_url=served.base_url, api_key=served.token, max_retries=0)
             for prompt in PROMPTS.values():  # warm both up (first-inference compilation)
@@ -140,7 +142,7 @@ def main() -> int:
               "ttft_overhead_pct": round(ttft_pct, 1), "tps_direct": round(direct_tps, 1),
               "tps_http": round(http_tps, 1), "tps_overhead_pct": round(tps_pct, 1)})
     worst = max(max(summary["ttft"]), max(summary["tps"]))
-    emit({"bench": "api-overhead-summary", "model": folder.name, "stream_interval_ms": STREAM_INTERVAL_S * 1000,
+    emit({"bench": "api-overhead-summary", "model": folder.name, "stream_interval_ms": args.stream_interval_ms,
           "content_chunks_per_answer": statistics.median(chunk_counts),
           "ttft_overhead_pct": round(statistics.mean(summary["ttft"]), 1),
           "tps_overhead_pct": round(statistics.mean(summary["tps"]), 1),

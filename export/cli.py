@@ -40,11 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", help="calibration data: 'auto' (samples from the model itself, offline) or a "
                                           "named dataset (needs the network)")
     parser.add_argument("--num-samples", type=int, help="number of calibration samples")
-    parser.add_argument("--ternary", choices=TERNARY_STORAGE, default="int4",
+    parser.add_argument("--ternary", choices=TERNARY_STORAGE, default=Quantization().ternary,
                         help="weights trained ternary and shipped fake-quantized (BitCPM4, BitNet b1.58: every "
-                             "value -s, 0 or +s) are found per tensor and stored without loss: int4 (default, the "
-                             "faster on CPU), int2 (half the size, slower), or off (quantized like any other "
-                             "weight); streaming backend only")
+                             "value -s, 0 or +s) are found per tensor and stored without loss: int2 (default: 2 "
+                             "bits a weight in the file, computed as int4 codes once loaded), int4 (4 bits in the "
+                             "file too, loads faster), or off (quantized like any other weight); streaming backend "
+                             "only")
     parser.add_argument("--backend", choices=("streaming", "optimum"), default="streaming",
                         help="streaming (default): torch-free, reads and compresses one layer at a time, memory "
                              "bounded by the compressed model; optimum: optimum-intel through PyTorch (needs "

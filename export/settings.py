@@ -37,7 +37,7 @@ class Quantization:
     scale_estimation: bool = False
     dataset: str | None = None
     num_samples: int | None = None
-    ternary: str = "int4"  # ternary fake-quantized weights: stored as int4 or int2 codes, or "off" (export/ternary.py)
+    ternary: str = "int2"  # ternary fake-quantized weights: stored as int2 or int4 codes, or "off" (export/ternary.py)
     int4_head: bool = False  # the LM head in int4 too (a tied embedding keeps its int8 copy for the lookup)
 
     def describe(self) -> dict:

@@ -12,7 +12,8 @@ letting NNCF round the weights a second time:
 
 Scales stay f16 when every one is exactly an f16 value, else f32 (MiniCPM's residual scale folded into o_proj
 and down_proj makes them f32). Both patterns are decompressed inside the CPU plugin's FullyConnected; only i4
-has its int8 dynamic-quantization kernels, which makes it the faster one (bench/RESULTS.md, issue 23).
+has its int8 dynamic-quantization kernels, so `expand_int2` turns a loaded int2 model into the int4 form: the
+file keeps 2 bits a weight, the computation is i4's (bench/RESULTS.md, issue 23).
 NumPy only: no torch, no NNCF.
 """
 

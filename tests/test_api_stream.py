@@ -44,7 +44,9 @@ async def _streamed(produce, ahead: bool = False, interval_s: float = 0.0) -> tu
     worker.start()
     if ahead:
         worker.join()
-    writes = [chunk async for chunk in sse_stream(responses.ChunkFrames("chatcmpl-2", 1, "m"), events, True)]
+    first = await events.get()  # as the API does: the response starts with the first event
+    writes = [chunk async for chunk in sse_stream(responses.ChunkFrames("chatcmpl-2", 1, "m"), events, True,
+                                                  [first])]
     worker.join()
     return writes, _chunks(b"".join(writes))
 
@@ -66,7 +68,7 @@ def test_a_burst_goes_out_as_one_write_with_its_text_joined() -> None:
         return await _streamed(burst, ahead=True)
 
     writes, chunks = asyncio.run(main())
-    assert len(writes) == 2  # the role chunk, then everything else in one write
+    assert len(writes) == 1  # the role chunk and everything else in one write
     deltas = [c["choices"][0]["delta"] for c in chunks if isinstance(c, dict) and c["choices"]]
     assert deltas[0] == {"role": "assistant", "content": ""}
     assert deltas[1] == {"reasoning_content": "".join(TOKENS[:3])}
@@ -115,5 +117,5 @@ def test_paced_text_goes_first_at_once_then_joined_and_the_end_is_not_held_back(
     texts = [c["choices"][0]["delta"].get("content") for c in chunks if isinstance(c, dict) and c["choices"]]
     assert texts[1] == TOKENS[0]  # the first text is not held back (time to first token)
     assert "".join(t or "" for t in texts) == "".join(TOKENS)
-    assert len(writes) == 3  # the role chunk, the first token, then the rest joined with the end
-    assert texts[2] == "".join(TOKENS[1:])
+    assert texts[2] == "".join(TOKENS[1:])  # the rest joined, in the same write as the end
+    assert writes[-1].decode().count('"content"') == 1 and writes[-1].endswith(b"data: [DONE]\n\n")

@@ -120,7 +120,8 @@ def bitcpm4(tiny_minicpm: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def bitcpm4_ir(bitcpm4: Path, exported) -> Path:
-    """Its default streaming export, embeddings and norms in fp16: lossless end to end."""
+    """Its default streaming export (ternary weights as int2 codes), embeddings and norms in fp16: lossless end to
+    end."""
     return exported(bitcpm4, "fp16")
 
 
@@ -145,17 +146,17 @@ def test_export_reports_the_ternary_format_and_stores_codes(bitcpm4_ir: Path) ->
     from export.manifest import read_manifest
 
     manifest = read_manifest(bitcpm4_ir)
-    assert manifest["ternary"] == {"storage": "int4", "tensors": 28, "linear_tensors": 28, "lossless": True,
+    assert manifest["ternary"] == {"storage": "int2", "tensors": 28, "linear_tensors": 28, "lossless": True,
                                    "scales": {"per group of 64": 4, "per row": 8, "per tensor": 16},
                                    "shared_head": True}
-    assert manifest["quantization"]["ternary"] == "int4"
+    assert manifest["quantization"]["ternary"] == "int2"
     validation = manifest["validation"]
     assert validation["passed"] and validation["top1_agreement"] == 1.0
     assert validation["max_abs_logit_diff"] <= validation["max_logit_diff_limit"] <= 0.005
     xml = (bitcpm4_ir / "openvino_model.xml").read_text()
     codes = re.findall(r'name="model\.layers\.\d+\.[a-z_.]+_proj\.weight" type="Const"[^>]*>\s*<data [^>]*'
                        r'element_type="(\w+)"', xml)
-    assert codes == ["i4"] * 28
+    assert codes == ["u2"] * 28  # the file keeps 2 bits a weight
     assert 'name="lm_head.weight"' not in xml  # the tied head is the embedding, stored once
 
 
@@ -195,16 +196,16 @@ def test_two_bit_file_answers_as_the_four_bit_one(bitcpm4: Path, bitcpm4_ir: Pat
     from export.manifest import read_manifest
     from export.settings import Quantization
 
-    out = tmp_path / "int2"
-    run_export(ExportRequest(str(bitcpm4), out, Quantization(weight_format="fp16", ternary="int2"), force=True))
-    assert read_manifest(out)["ternary"]["storage"] == "int2"
+    out = tmp_path / "int4"
+    run_export(ExportRequest(str(bitcpm4), out, Quantization(weight_format="fp16", ternary="int4"), force=True))
+    assert read_manifest(out)["ternary"]["storage"] == "int4"
     xml = (out / "openvino_model.xml").read_text()
-    assert 'element_type="u2"' in xml and 'element_type="i4"' not in xml  # the file keeps 2 bits a weight
-    sizes = [(folder / "openvino_model.bin").stat().st_size for folder in (out, bitcpm4_ir)]
-    assert sizes[0] < sizes[1]
+    assert 'element_type="i4"' in xml and 'element_type="u2"' not in xml
+    sizes = [(folder / "openvino_model.bin").stat().st_size for folder in (bitcpm4_ir, out)]
+    assert sizes[0] < sizes[1]  # the default (int2) file is the smaller
     settings = GenerationSettings(max_new_tokens=12, ignore_eos=True)
     answers = [ChatEngine(folder).send(Conversation(), "What is the capital of France?", settings)
-               for folder in (out, bitcpm4_ir)]  # the 2-bit one loaded through two_bit_pipeline
+               for folder in (bitcpm4_ir, out)]  # the 2-bit one loaded through two_bit_pipeline
     assert answers[0].num_tokens == 12 and answers[0].answer == answers[1].answer
     assert answers[0].reasoning == answers[1].reasoning
 
@@ -214,7 +215,7 @@ def test_the_model_answers_in_the_app(qtbot, tmp_path, bitcpm4_ir: Path) -> None
 
     window = open_window(qtbot, tmp_path / "chats.sqlite3", bitcpm4_ir, max_new_tokens=8, ignore_eos=True)
     card = next(c for c in window.refresh_models() if c.folder.resolve() == bitcpm4_ir.resolve())
-    assert card.quantization == "ternary int4"  # the model card says what the manifest records
+    assert card.quantization == "ternary int2"  # the model card says what the manifest records
     send(qtbot, window, "Hello!")
     answer = window.store.messages(window.chat_id)[-1]
     assert answer.role == "assistant" and answer.status == "done" and (answer.content + answer.reasoning).strip()

@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import Future
 
 from starlette.applications import Starlette
@@ -106,13 +106,15 @@ class Api:
             if finished is None:
                 return Response(status_code=499)  # the client is gone; nobody reads this
             return JSONResponse(self._completion(completion_id, created, run, finished))
+        # the response starts with the answer's first piece: nothing is written while the prompt is read, when a
+        # client handling the headers would take CPU from the inference threads (and an error is still a status)
         first = await _first_event(events, request, run, future)
         if first is None:
             return Response(status_code=499)
         if isinstance(first, Failed):
             raise first.error
         frames = responses.ChunkFrames(completion_id, created, self.engine.name)
-        return _CancellingStream(sse_stream(frames, events, chat.include_usage), run.cancel)
+        return _CancellingStream(sse_stream(frames, events, chat.include_usage, [first]), run.cancel)
 
     def _completion(self, completion_id: str, created: int, run: ChatRun, finished: Finished) -> dict:
         reply = finished.reply
@@ -134,18 +136,18 @@ class Api:
                                     responses.usage(reply.prompt_tokens, reply.num_tokens))
 
 
-async def sse_stream(frames: responses.ChunkFrames, events: asyncio.Queue,
-                     include_usage: bool) -> AsyncIterator[bytes]:
-    """A ChatRun's events as server-sent events. Whatever the engine made while the previous write went out is
+async def sse_stream(frames: responses.ChunkFrames, events: asyncio.Queue, include_usage: bool,
+                     first: Sequence[object] = ()) -> AsyncIterator[bytes]:
+    """A ChatRun's events as server-sent events, starting with `first` (events already taken from the queue: the
+    role chunk goes out with them in one write). Whatever the engine made while the previous write went out is
     sent together: consecutive text of one kind as one delta, all in one write (clients see fewer, longer deltas
     when the server is behind, never a different answer)."""
-    yield frames.delta({"role": "assistant", "content": ""})
+    out = [frames.delta({"role": "assistant", "content": ""})]
+    batch = list(first)
     calls = malformed = 0
     while True:
-        batch = [await events.get()]
         while not events.empty():
             batch.append(events.get_nowait())
-        out: list[bytes] = []
         for event in _joined(batch):
             if isinstance(event, Piece):
                 out.append(frames.text("reasoning_content" if event.kind == "reasoning" else "content",
@@ -173,6 +175,8 @@ async def sse_stream(frames: responses.ChunkFrames, events: asyncio.Queue,
                 return
         if out:
             yield b"".join(out)
+        out = []
+        batch = [await events.get()]
 
 
 def _joined(events: list[object]) -> list[object]:
@@ -210,14 +214,15 @@ async def _until_done(future: Future, request: Request, run: ChatRun) -> Finishe
 
 
 async def _first_event(events: asyncio.Queue, request: Request, run: ChatRun, future: Future) -> object | None:
-    """Started or Failed, once the job reaches the engine; None when the client left while it waited."""
+    """The first event after Started (the answer's first piece, a tool call, the end) or Failed; None when the
+    client left while it waited."""
     getting = asyncio.ensure_future(events.get())
     try:
         while True:
             done, _ = await asyncio.wait({getting}, timeout=POLL_S)
             if done:
                 event = getting.result()
-                if isinstance(event, (Started, Failed)):
+                if not isinstance(event, Started):
                     return event
                 getting = asyncio.ensure_future(events.get())
                 continue
