@@ -44,6 +44,8 @@ bench-export: install
 	$(BIN)/python bench/export.py
 
 # llama.cpp is a benchmark peer only: llama-cpp-python builds from its PyPI sdist (several minutes, once).
+# On a Xeon with AMX its native build crashed on Q4_0/Q4_1 models (its AMX kernels); build it there with
+# CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX512=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON" (bench/RESULTS.md).
 bench-decode: install
 	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/pip install --quiet llama-cpp-python==0.3.36
 	$(BIN)/python bench/decode.py
