@@ -343,8 +343,17 @@ def test_an_activation_group_that_would_break_verification_is_dropped() -> None:
 
     gguf = find_default_gguf()
     draft = _export_with_draft(gguf, "int8", gguf) / "draft" / "openvino_model.xml"
-    assert StatefulLM(draft, "CPU", op_library(), {ACTIVATION_GROUP: 128}).properties == {}
-    assert StatefulLM(draft, "CPU", op_library(), {ACTIVATION_GROUP: 64}).properties == {ACTIVATION_GROUP: 64}
+    assert ACTIVATION_GROUP not in StatefulLM(draft, "CPU", op_library(), {ACTIVATION_GROUP: 128}).properties
+    assert StatefulLM(draft, "CPU", op_library(), {ACTIVATION_GROUP: 64}).properties[ACTIVATION_GROUP] == 64
+
+
+def test_exact_rows_take_f32_activations_only_on_cpus_with_amx() -> None:
+    from app.engine.cpu_features import has_amx
+    from app.engine.stateful_lm import PRECISION, _exact_rows
+
+    assert _exact_rows({"X": 1}, "CPU") == ({"X": 1, PRECISION: "f32"} if has_amx() else {"X": 1})
+    assert _exact_rows({"X": 1}, "GPU") == {"X": 1}
+    assert _exact_rows({PRECISION: "bf16"}, "CPU") == {PRECISION: "bf16"}  # an explicit choice is kept
 
 
 def test_models_with_static_copies_keep_their_own_sequences(tiny_pair: Path) -> None:
