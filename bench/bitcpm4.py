@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -191,11 +193,12 @@ def main() -> None:
             "max_abs_logit_diff": validation["max_abs_logit_diff"], "top1_agreement": validation["top1_agreement"],
             "validation_passed": validation["passed"], "export_s": round(time.monotonic() - started, 1)})
     tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(source / "tokenizer.json"))  # no config, no prompt
-    runners = {}
+    runners, process = {}, psutil.Process()
     for name, folder in folders.items():  # loaded one after another: each one's time and added memory
-        before, started = _rss_bytes(), time.monotonic()
+        before, started = process.memory_info().rss, time.monotonic()
         runners[name] = engine_runner(folder, args.prompt_tokens, args.new_tokens)
-        rows[name].update(load_s=round(time.monotonic() - started, 2), rss_added_bytes=_rss_bytes() - before)
+        rows[name].update(load_s=round(time.monotonic() - started, 2),
+                          rss_added_bytes=process.memory_info().rss - before)
     llama_runners, llama_rows = llama_cpp_variants(source, args.prompt_tokens, args.new_tokens)
     runners.update(llama_runners)
     rows.update(llama_rows)
@@ -219,17 +222,6 @@ def main() -> None:
     emit({"bench": "bitcpm4-summary", "size_vs_int4": round(default["weights_bytes"] / base["weights_bytes"], 3),
           "decode_vs_int4": round(ratios[chosen], 3),
           "max_abs_logit_diff": default["max_abs_logit_diff"]})
-
-
-def _rss_bytes() -> int:
-    """This process's resident memory now (Linux), 0 where /proc cannot tell."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError as err:
-        print(f"resident memory unknown: {err}", file=sys.stderr)
-    return 0
 
 
 def _cpu() -> str:

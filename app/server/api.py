@@ -27,7 +27,7 @@ from app.engine.model_defaults import model_defaults
 from app.engine.tool_calls import MalformedCall, ToolCall, offered_names, parse_tool_calls
 from app.server import STREAM_INTERVAL_S, responses
 from app.server.auth import token_matches
-from app.server.chat_run import ChatRun, Failed, Finished, Piece, Started
+from app.server.chat_run import ChatRun, Failed, Finished, Piece
 from app.server.embeddings import EmbeddingService
 from app.server.engine_queue import EngineQueue, QueueFull
 from app.server.protocol import RequestError, error_body, parse_chat_request
@@ -214,18 +214,14 @@ async def _until_done(future: Future, request: Request, run: ChatRun) -> Finishe
 
 
 async def _first_event(events: asyncio.Queue, request: Request, run: ChatRun, future: Future) -> object | None:
-    """The first event after Started (the answer's first piece, a tool call, the end) or Failed; None when the
-    client left while it waited."""
+    """The answer's first event (its first piece, a tool call, the end, or Failed); None when the client left
+    while it waited."""
     getting = asyncio.ensure_future(events.get())
     try:
         while True:
             done, _ = await asyncio.wait({getting}, timeout=POLL_S)
             if done:
-                event = getting.result()
-                if not isinstance(event, Started):
-                    return event
-                getting = asyncio.ensure_future(events.get())
-                continue
+                return getting.result()
             if await request.is_disconnected():
                 getting.cancel()
                 _give_up(run, future)

@@ -26,13 +26,6 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Started:
-    """The prompt fits and generation begins."""
-
-    prompt_tokens: int
-
-
-@dataclass(frozen=True)
 class Piece:
     """Streamed text: kind "reasoning" or "content"."""
 
@@ -58,8 +51,8 @@ class Failed:
 class ChatRun:
     """A request's generation, run by the engine queue's worker (call it); `cancel` stops it.
 
-    With `events` (streaming), it puts Started, Piece, ToolCall, MalformedCall and then Finished or Failed on that
-    asyncio queue from the worker thread; without, the result is only its return value."""
+    With `events` (streaming), it puts Piece, ToolCall, MalformedCall and then Finished or Failed on that asyncio
+    queue from the worker thread; without, the result is only its return value."""
 
     def __init__(self, engine: ChatEngine, request: ChatRequest, defaults: ModelSampling,
                  events: asyncio.Queue | None = None, loop: asyncio.AbstractEventLoop | None = None,
@@ -69,7 +62,6 @@ class ChatRun:
         self.events = events
         self._handoff = HandOff(events, loop, interval_s) if events is not None and loop is not None else None
         self._tools = ToolCallParser(offered_names(request.conversation.tools)) if request.parse_tools else None
-        self.prompt_tokens = 0
 
     def __call__(self) -> Finished:
         try:
@@ -88,15 +80,14 @@ class ChatRun:
             prompt = engine.render(conversation.prompt_messages(), request.think, conversation.tools)
         except ToolTemplateError as err:
             raise RequestError(str(err), "messages") from err
-        self.prompt_tokens = engine.count_tokens(prompt)
-        room = engine.context_tokens - self.prompt_tokens
+        prompt_tokens = engine.count_tokens(prompt)
+        room = engine.context_tokens - prompt_tokens
         wanted = request.sampling.max_tokens or max(room, 1)
         if wanted > room:
             raise RequestError(f"This model's context is {engine.context_tokens} tokens; the messages take "
-                               f"{self.prompt_tokens} and max_tokens asks for {wanted}", "messages",
+                               f"{prompt_tokens} and max_tokens asks for {wanted}", "messages",
                                "context_length_exceeded")
         settings = self.settings(wanted)
-        self._put(Started(self.prompt_tokens))
         on_delta = self._on_delta if self.events is not None else None
         reply = engine.generate(conversation, settings, request.think, on_delta, self.cancel)
         if self._tools is not None and self.events is not None:
@@ -139,8 +130,8 @@ class HandOff:
     arrives while a delivery is pending (the loop is busy writing the previous chunk) goes with it.
 
     Paced events (streamed text) are delivered no sooner than `interval_s` after the last delivery that carried
-    paced events; the first one, and any unpaced event (the start, a tool call, the end), go at once and take
-    whatever is waiting with them."""
+    paced events; the first one, and any unpaced event (a tool call, the end), go at once and take whatever is
+    waiting with them."""
 
     def __init__(self, events: asyncio.Queue, loop: asyncio.AbstractEventLoop, interval_s: float = 0.0) -> None:
         self.events, self._loop, self.interval_s = events, loop, interval_s
