@@ -49,6 +49,7 @@ bench-export: install
 bench-decode: install
 	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/pip install --quiet llama-cpp-python==0.3.36
 	$(BIN)/python bench/decode.py
+	$(BIN)/python bench/decode_accuracy.py
 
 bench-long-context: ov-ops
 	$(BIN)/python bench/long_context.py --app

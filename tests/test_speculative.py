@@ -347,13 +347,33 @@ def test_an_activation_group_that_would_break_verification_is_dropped() -> None:
     assert StatefulLM(draft, "CPU", op_library(), {ACTIVATION_GROUP: 64}).properties[ACTIVATION_GROUP] == 64
 
 
-def test_exact_rows_take_f32_activations_only_on_cpus_with_amx() -> None:
-    from app.engine.cpu_features import has_amx
-    from app.engine.stateful_lm import PRECISION, _exact_rows
+def test_decode_first_takes_f32_activations_only_on_cpus_with_amx() -> None:
+    from app.default_model import find_default_gguf
+    from app.engine.cpu_features import PRECISION, decode_first, has_amx
+    from app.engine.sparse_attention import op_library
+    from app.engine.stateful_lm import StatefulLM
 
-    assert _exact_rows({"X": 1}, "CPU") == ({"X": 1, PRECISION: "f32"} if has_amx() else {"X": 1})
-    assert _exact_rows({"X": 1}, "GPU") == {"X": 1}
-    assert _exact_rows({PRECISION: "bf16"}, "CPU") == {PRECISION: "bf16"}  # an explicit choice is kept
+    assert decode_first({"X": 1}, "CPU") == ({"X": 1, PRECISION: "f32"} if has_amx() else {"X": 1})
+    assert decode_first({"X": 1}, "GPU") == {"X": 1}
+    assert decode_first({PRECISION: "bf16"}, "CPU") == {PRECISION: "bf16"}  # an explicit choice is kept
+    folder = _export_with_draft(find_default_gguf(), "int8", find_default_gguf())
+    # the engine's own loop and GenAI's pipeline both follow it, and both take an explicit precision
+    assert StatefulLM(folder / "draft" / "openvino_model.xml", "CPU", op_library()).properties.get(PRECISION) == (
+        "f32" if has_amx() else None)
+    plain = DraftConfig(enabled=False)
+    assert ChatEngine(folder, draft=plain, precision="bf16")._pipeline_properties()[PRECISION] == "bf16"
+    assert ChatEngine(folder, draft=plain)._pipeline_properties().get(PRECISION) == ("f32" if has_amx() else None)
+
+
+def test_the_plain_pipeline_quantizes_activations_in_the_weights_groups_where_they_divide() -> None:
+    from app.engine.stateful_lm import ACTIVATION_GROUP, pipeline_properties_for
+
+    int4 = {"quantization": {"weight_format": "int4", "group_size": 64}}
+    smollm2 = {"hidden_size": 576, "intermediate_size": 1536}
+    assert pipeline_properties_for(int4, smollm2, "CPU") == {ACTIVATION_GROUP: 64}
+    assert pipeline_properties_for({"quantization": {"weight_format": "int4", "group_size": 128}}, smollm2, "CPU") == {}
+    assert pipeline_properties_for({"quantization": {"weight_format": "int8"}}, smollm2, "CPU") == {}
+    assert pipeline_properties_for(int4, smollm2, "GPU") == {}
 
 
 def test_models_with_static_copies_keep_their_own_sequences(tiny_pair: Path) -> None:

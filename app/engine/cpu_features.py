@@ -20,3 +20,18 @@ def has_amx() -> bool:
         return False
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
     return "amx_bf16" in flags
+
+
+PRECISION = "INFERENCE_PRECISION_HINT"
+
+
+def decode_first(properties: dict, device: str) -> dict:
+    """`properties` with f32 activations on a CPU with AMX, unless they choose a precision already.
+
+    There the CPU plugin defaults to bf16 on AMX tiles, which reads prompts fast but decodes slowly: at f32 the
+    one-token steps run 25-57 % faster (int4 weights, issue 22: SmolLM2-135M, the MiniCPM4-0.5B shape,
+    Qwen2.5-Coder-1.5B) and prompts 1.4-2.3x slower, and one-row and several-row steps round alike. Decoding is
+    what a chat user waits on for every token. Other CPUs keep the plugin's default (f32 on Core Ultra laptops)."""
+    if device != "CPU" or not has_amx() or PRECISION in properties:
+        return properties
+    return {**properties, PRECISION: "f32"}

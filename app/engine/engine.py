@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from app.engine.assisted import AssistedDecoder, Decoding
 from app.engine.conversation import Conversation, Message, split_think_switch
+from app.engine.cpu_features import PRECISION, decode_first
 from app.engine.devices import available_devices
 from app.engine.memory import available_memory, fit_context, kv_bytes_per_token, memory_problem, required_memory
 from app.engine.model_folder import ModelFolderError, check_model_folder
@@ -26,7 +27,7 @@ from app.engine.speculative import (
     draft_stats,
     plan_draft,
 )
-from app.engine.stateful_lm import StatefulLM, target_properties
+from app.engine.stateful_lm import StatefulLM, pipeline_properties_for, target_properties
 from app.engine.think_parser import Delta, ThinkParser
 from app.engine.token_text import TokenText
 from app.engine.tool_prompt import ToolTemplate
@@ -98,16 +99,20 @@ class ChatEngine:
     """
 
     def __init__(self, folder: Path, device: str = "CPU", context_tokens: int | None = None,
-                 draft: DraftConfig | None = None, greedy: bool | None = None) -> None:
+                 draft: DraftConfig | None = None, greedy: bool | None = None,
+                 precision: str | None = None) -> None:
         self.folder = Path(folder)
         self.manifest = check_model_folder(self.folder)
         devices = available_devices()
         if device not in devices:
             raise ModelFolderError(f"Device {device!r} is not available here; available: {', '.join(devices)}")
         self.device = device
+        # the CPU plugin's activation precision; None: f32 on AMX CPUs (cpu_features.decode_first), else its default
+        self._precision = {PRECISION: precision} if precision else {}
         self.draft_config = draft or DraftConfig()
         self._plan = plan_draft(self.folder, self.manifest, self.draft_config, device)
         config = json.loads((self.folder / "config.json").read_text())
+        self._activation_groups = pipeline_properties_for(self.manifest, config, device)
         # the model's trained length unless told, as much of it as leaves its KV cache room in memory
         self.trained_context = int(config.get("max_position_embeddings") or DEFAULT_CONTEXT)
         fixed, per_token = required_memory(self.folder, self.draft_config.model), self._kv_per_token(config)
@@ -317,16 +322,22 @@ class ChatEngine:
         if mode == ASSISTED:
             library = op_library()
             target = StatefulLM(self.folder / "openvino_model.xml", self.device, library,
-                                target_properties(self.manifest, self.device))
+                                {**target_properties(self.manifest, self.device), **self._precision})
             draft = self._plan.draft
             # the draft's one-token steps run on a static-shape copy (~20 % faster; see stateful_lm)
             self._decoder = AssistedDecoder(target, None if draft is None else StatefulLM(
                 draft / "openvino_model.xml", self.device, library, static_rows=(1,)))
         elif stores_two_bit_codes(self.manifest):
-            self._pipe = two_bit_pipeline(self._og, self.folder, self.device, pipeline_properties(self.manifest))
+            self._pipe = two_bit_pipeline(self._og, self.folder, self.device, self._pipeline_properties())
         else:
-            self._pipe = self._og.LLMPipeline(str(self.folder), self.device, **pipeline_properties(self.manifest))
+            self._pipe = self._og.LLMPipeline(str(self.folder), self.device, **self._pipeline_properties())
         self._mode = mode
+
+    def _pipeline_properties(self) -> dict:
+        """The plain pipeline's properties: the model's (sparse attention), activation groups of the weights' size
+        and the activation precision."""
+        return decode_first({**pipeline_properties(self.manifest), **self._activation_groups, **self._precision},
+                            self.device)
 
     def _switch(self, settings: GenerationSettings) -> str:
         """Make the pipeline the mode answers with `settings` need (under the lock), reloading only when
