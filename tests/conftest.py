@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import re
@@ -99,6 +100,17 @@ def needs_shared() -> None:
     if not (model_builders.MINICPM_CONFIG_DIR / "config.json").is_file():
         pytest.skip(f"{model_builders.SHARED} is absent: the MiniCPM4 config/tokenizer come from ../shared/data")
 
+
+
+@pytest.fixture(autouse=True)
+def _cycles_collected() -> Iterable[None]:
+    """Once a window has handed cyclic garbage collection to its GUI thread's timer (app/gui/gui_thread_gc.py),
+    tests that run no event loop would never collect: each test's cycles are collected after it, on this thread."""
+    yield
+    if not gc.isenabled():
+        from app.gui.gui_thread_gc import collect_due
+
+        collect_due()
 
 @pytest.fixture(scope="session")
 def tiny_llama() -> Path:

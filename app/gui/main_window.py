@@ -32,6 +32,7 @@ from app.gui.appearance import apply_language, apply_theme, is_dark
 from app.gui.chat_list import ChatList
 from app.gui.composer import Composer
 from app.gui.docs_mode import DocsMode
+from app.gui.gui_thread_gc import collect_on_gui_thread
 from app.gui.header_bar import HeaderBar
 from app.gui.icons import icon
 from app.gui.markdown_render import MarkdownRenderer
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
     def __init__(self, store: ChatStore, model_folder: Path | None, device: str = "CPU",
                  settings: GenerationSettings | None = None, app_settings: AppSettings | None = None) -> None:
         super().__init__()
+        collect_on_gui_thread(QApplication.instance())  # before any worker thread starts (see gui_thread_gc)
         self.setWindowTitle("cpmdesk")
         self.resize(1100, 760)
         self.store = store
