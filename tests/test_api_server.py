@@ -85,7 +85,8 @@ def test_answer_is_the_engines_and_streams_the_same(client, default_model) -> No
     assert text.strip() == direct.answer
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == choice.finish_reason
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == direct.num_tokens
-    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 5, "streamed in pieces"
+    # in pieces, not as one: the first at once, then at most every STREAM_INTERVAL_S (how many depends on speed)
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) >= 2, "streamed in pieces"
 
 
 def _weather_chat(city: str) -> list[dict]:

@@ -195,12 +195,16 @@ def test_answers_cite_the_right_file(tmp_path, library, default_model) -> None:
         answer = answer_from_documents(engine, store, embedder, conversation, settings, read_whole=False)
         assert answer.reply is not None and conversation.messages[-1].content == answer.text
         assert answer.passages and Path(answer.passages[0].path).name == question.file
-        for citation in answer.citations:  # every source the answer is said to rest on is in the right file
-            assert Path(citation.passage.path).name == question.file, (question.text, answer.text)
+        right = [c for c in answer.citations if Path(c.passage.path).name == question.file]
+        for citation in answer.citations:
+            # a source from another file is shown only for a sentence the answer took from it (SmolLM2 sometimes
+            # copies a further source it was given), never on the model's [n] alone
+            assert citation in right or citation.supported, (question.text, answer.text)
         if question.answer in answer.text:
             correct += 1
-            # supported unless the sentence also says what its source does not (SmolLM2 adds names it invents)
-            supported += any(c.supported for c in answer.citations)
+            # the fact rests on its own file (unless the sentence also says what the source does not: SmolLM2 adds
+            # names it invents)
+            supported += any(c.supported for c in right)
     # SmolLM2-135M is tiny: with the sources in front of it, it states the fact in 3 of the 6 (bench/RESULTS.md).
     assert correct >= 3 and supported >= 2
     conversation = Conversation(messages=[Message("user", UNRELATED_QUESTION)])
