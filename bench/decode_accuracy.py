@@ -1,10 +1,11 @@
 """Decode settings' accuracy: export validation re-run with the plain pipeline's runtime settings (issue 22).
 
 The exporter validates an IR under the CPU plugin's defaults. The engine's plain pipeline changes two activation
-settings for speed (`ChatEngine._pipeline_properties`: f32 activations on AMX CPUs, activation quantization groups
-of the weights' size); this checks that the IR still passes the same validation under them. For each model of
-`bench/decode.py` it runs `export.validate.validate_ir` (fixed prompts, NumPy reference over the source's weights)
-twice, with the plugin's defaults and with the engine's settings, and prints one JSON line per run.
+settings for speed (`app.engine.engine.plain_pipeline_properties`: f32 activations on AMX CPUs, activation
+quantization groups of the weights' size); this checks that the IR still passes the same validation under them.
+For each model of `bench/decode.py` it runs `export.validate.validate_ir` (fixed prompts, NumPy reference over the
+source's weights) twice, with the plugin's defaults and with the engine's settings, and prints one JSON line per
+run.
 
     .venv/bin/python bench/decode_accuracy.py [--models minicpm4-0.5b,smollm2-135m,qwen2.5-coder-1.5b]
 """
@@ -26,8 +27,7 @@ from bench.decode import MODELS  # noqa: E402
 
 def validations(model, work: Path) -> list[dict]:
     """validate_ir of `model`'s export under the plugin's defaults and under the engine's plain-pipeline settings."""
-    from app.engine import ChatEngine
-    from app.engine.speculative import DraftConfig
+    from app.engine.engine import plain_pipeline_properties
     from export.numpy_reference import NumpyReference
     from export.settings import AGREEMENT_THRESHOLDS
     from export.streaming import open_model
@@ -39,9 +39,7 @@ def validations(model, work: Path) -> list[dict]:
     streaming = open_model(source, manifest["architecture"]["model_type"], work)
     reference = NumpyReference(streaming.spec, streaming.reader).logits
     tokenizer = load_tokenizer(streaming.tokenizer_dir)
-    engine = ChatEngine(model.ir, context_tokens=4096, draft=DraftConfig(enabled=False))
-    runtime = engine._pipeline_properties()
-    del engine
+    runtime = plain_pipeline_properties(manifest, json.loads((model.ir / "config.json").read_text()), "CPU")
     threshold = AGREEMENT_THRESHOLDS[manifest["quantization"]["weight_format"]]
     rows = []
     for name, properties in (("plugin-default", None), ("engine", runtime)):

@@ -366,14 +366,15 @@ def test_decode_first_takes_f32_activations_only_on_cpus_with_amx() -> None:
 
 
 def test_the_plain_pipeline_quantizes_activations_in_the_weights_groups_where_they_divide() -> None:
-    from app.engine.stateful_lm import ACTIVATION_GROUP, pipeline_properties_for
+    from app.engine.stateful_lm import ACTIVATION_GROUP, pipeline_activation_groups
 
     int4 = {"quantization": {"weight_format": "int4", "group_size": 64}}
     smollm2 = {"hidden_size": 576, "intermediate_size": 1536}
-    assert pipeline_properties_for(int4, smollm2, "CPU") == {ACTIVATION_GROUP: 64}
-    assert pipeline_properties_for({"quantization": {"weight_format": "int4", "group_size": 128}}, smollm2, "CPU") == {}
-    assert pipeline_properties_for({"quantization": {"weight_format": "int8"}}, smollm2, "CPU") == {}
-    assert pipeline_properties_for(int4, smollm2, "GPU") == {}
+    assert pipeline_activation_groups(int4, smollm2, "CPU") == {ACTIVATION_GROUP: 64}
+    int4_g128 = {"quantization": {"weight_format": "int4", "group_size": 128}}
+    assert pipeline_activation_groups(int4_g128, smollm2, "CPU") == {}
+    assert pipeline_activation_groups({"quantization": {"weight_format": "int8"}}, smollm2, "CPU") == {}
+    assert pipeline_activation_groups(int4, smollm2, "GPU") == {}
 
 
 def test_models_with_static_copies_keep_their_own_sequences(tiny_pair: Path) -> None:

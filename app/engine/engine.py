@@ -27,7 +27,7 @@ from app.engine.speculative import (
     draft_stats,
     plan_draft,
 )
-from app.engine.stateful_lm import StatefulLM, pipeline_properties_for, target_properties
+from app.engine.stateful_lm import StatefulLM, pipeline_activation_groups, target_properties
 from app.engine.think_parser import Delta, ThinkParser
 from app.engine.token_text import TokenText
 from app.engine.tool_prompt import ToolTemplate
@@ -86,6 +86,16 @@ class Reply:
     prefilled_tokens: int | None = None
 
 
+def plain_pipeline_properties(manifest: dict, config: dict, device: str, precision: str | None = None) -> dict:
+    """openvino-genai LLMPipeline properties for plain answers of the export with `manifest` and `config`: the
+    model's own (sparse attention: the op library), activation groups of the weights' size where they divide
+    (stateful_lm.pipeline_activation_groups), and the activation precision: `precision` when given, else f32 on
+    AMX CPUs (cpu_features.decode_first)."""
+    chosen = {PRECISION: precision} if precision else {}
+    return decode_first({**pipeline_properties(manifest), **pipeline_activation_groups(manifest, config, device),
+                         **chosen}, device)
+
+
 class ChatEngine:
     """A loaded model. Conversations are passed in; the engine holds no chat state of its own.
 
@@ -108,11 +118,10 @@ class ChatEngine:
             raise ModelFolderError(f"Device {device!r} is not available here; available: {', '.join(devices)}")
         self.device = device
         # the CPU plugin's activation precision; None: f32 on AMX CPUs (cpu_features.decode_first), else its default
-        self._precision = {PRECISION: precision} if precision else {}
+        self.precision = precision
         self.draft_config = draft or DraftConfig()
         self._plan = plan_draft(self.folder, self.manifest, self.draft_config, device)
-        config = json.loads((self.folder / "config.json").read_text())
-        self._activation_groups = pipeline_properties_for(self.manifest, config, device)
+        self._config = config = json.loads((self.folder / "config.json").read_text())
         # the model's trained length unless told, as much of it as leaves its KV cache room in memory
         self.trained_context = int(config.get("max_position_embeddings") or DEFAULT_CONTEXT)
         fixed, per_token = required_memory(self.folder, self.draft_config.model), self._kv_per_token(config)
@@ -322,7 +331,8 @@ class ChatEngine:
         if mode == ASSISTED:
             library = op_library()
             target = StatefulLM(self.folder / "openvino_model.xml", self.device, library,
-                                {**target_properties(self.manifest, self.device), **self._precision})
+                                {**target_properties(self.manifest, self.device),
+                                 **({PRECISION: self.precision} if self.precision else {})})
             draft = self._plan.draft
             # the draft's one-token steps run on a static-shape copy (~20 % faster; see stateful_lm)
             self._decoder = AssistedDecoder(target, None if draft is None else StatefulLM(
@@ -334,10 +344,8 @@ class ChatEngine:
         self._mode = mode
 
     def _pipeline_properties(self) -> dict:
-        """The plain pipeline's properties: the model's (sparse attention), activation groups of the weights' size
-        and the activation precision."""
-        return decode_first({**pipeline_properties(self.manifest), **self._activation_groups, **self._precision},
-                            self.device)
+        """The plain pipeline's properties for this engine (plain_pipeline_properties)."""
+        return plain_pipeline_properties(self.manifest, self._config, self.device, self.precision)
 
     def _switch(self, settings: GenerationSettings) -> str:
         """Make the pipeline the mode answers with `settings` need (under the lock), reloading only when

@@ -66,7 +66,7 @@ def target_properties(manifest: dict, device: str) -> dict:
     return {ACTIVATION_GROUP: group}
 
 
-def pipeline_properties_for(manifest: dict, config: dict, device: str) -> dict:
+def pipeline_activation_groups(manifest: dict, config: dict, device: str) -> dict:
     """target_properties() for openvino-genai's plain pipeline, where the model's own sizes (config.json) stand for
     its matmuls' input sizes: the weights' group only where it divides the hidden and MLP sizes. With f32
     activations it reads prompts 20-30 % faster than the plugin's groups of 32 and decodes as fast or a little
